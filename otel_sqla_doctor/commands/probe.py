@@ -1,0 +1,120 @@
+"""`doctor probe`: the live pass. Thin: parse options, call `otel_sqla_doctor.live.probe`, render.
+
+SQLAlchemy and OpenTelemetry are imported inside the command, never at module level, so that
+`doctor --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """While the user's code runs, whatever it prints (a ConsoleSpanExporter, say) goes to
+    stderr, so that stdout carries only the report and `--format json` stays parseable."""
+    saved = None
+    try:
+        if sys.stdout is sys.__stdout__ and sys.__stdout__ is not None and sys.__stdout__.fileno() == 1:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _write_atomically(path: Path, content: str) -> None:
+    """Write the report next to its destination and rename it in: no half-written file on Ctrl-C."""
+    path = path.expanduser()
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def probe_command(
+    dsn: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="DSN",
+            help="Async SQLAlchemy DSN, e.g. postgresql+asyncpg://user@host/db. Default: in-memory SQLite (sqlite+aiosqlite://).",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    engine: Annotated[
+        Optional[str],
+        typer.Option("--engine", help="Probe your own AsyncEngine instead: package.module:attribute.", show_default=False),
+    ] = None,
+    setup: Annotated[
+        Optional[str],
+        typer.Option("--setup", help="Your tracing setup, run before the engine is imported: package.module:callable.", show_default=False),
+    ] = None,
+    app_dir: Annotated[
+        Optional[Path],
+        typer.Option("--app-dir", help="Directory to import --engine/--setup from (default: the current directory).", show_default=False),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds allowed for connecting and for each statement.", min=0.1),
+    ] = 5.0,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", help="Report format.", case_sensitive=False),
+    ] = OutputFormat.text,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the report to this file instead of stdout.", show_default=False),
+    ] = None,
+) -> None:
+    """Connect, run a probe query through an instrumented engine, and check spans and SQL comments.
+
+    Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (including: cannot connect),
+    2 usage error (unusable DSN, sync driver, bad --engine/--setup reference).
+    """
+    from otel_sqla_doctor.errors import UsageError
+    from otel_sqla_doctor.live import probe
+    from otel_sqla_doctor.live.report import render_json, render_text
+    from otel_sqla_doctor.report.style import Style, use_colour
+
+    with _stdout_to_stderr() if engine else contextlib.nullcontext():
+        report = probe(dsn, engine_ref=engine, setup_ref=setup, app_dir=app_dir, timeout=timeout)
+
+    style = Style(output is None and output_format is OutputFormat.text and use_colour(sys.stdout))
+    content = render_json(report) if output_format is OutputFormat.json else render_text(report, style)
+    if output is not None:
+        try:
+            _write_atomically(output, content)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {output}: {exc.strerror or exc}") from None
+    else:
+        # click strips ANSI codes off a pipe unless told otherwise; FORCE_COLOR means otherwise.
+        typer.echo(content, nl=False, color=style.enabled or None)
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,144 @@
+"""`doctor spans FILE...` and `doctor trace [--instrument] -- COMMAND...`: what the database did at run time.
+
+Exit codes, like `doctor scan`: 0 nothing found, 1 findings, 2 usage error (bad option, unreadable or
+unrecognised file). `doctor trace` first passes the command's own exit code through: when the
+command fails, the doctor exits with its code; when it succeeds, with 0 or 1 as above.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    summary = "summary"
+
+
+_THRESHOLD_HELP = "OSD601: this many identical sibling statements under one parent make an N+1."
+_LITERAL_HELP = "OSD602: this many distinct literal values in one statement shape mean interpolated SQL."
+_GAP_HELP = "OSD605: a wait before the first query at least this long (ms) is a pool-wait candidate."
+_SELECT_HELP = "Run only these checks (codes, code prefixes or names; repeat or comma-separate)."
+_IGNORE_HELP = "Skip these checks (codes, code prefixes or names)."
+
+
+def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optional[Path], verbose: bool, title: str, stream) -> None:
+    from otel_sqla_doctor.report.style import Style, use_colour
+    from otel_sqla_doctor.spans.reporters import render_json, render_summary, render_text
+
+    if html_path is not None:
+        from otel_sqla_doctor.spans.reporters.html import render_html
+
+        html_path.write_text(render_html(report), encoding="utf-8")
+    target = stream if output is None else None
+    style = Style(use_colour(target) if target is not None else False)
+    if fmt is OutputFormat.json:
+        text = render_json(report)
+    elif fmt is OutputFormat.summary:
+        text = render_summary(report, style)
+    else:
+        text = render_text(report, style, verbose=verbose, title=title)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    else:
+        stream.write(text)
+        stream.flush()
+
+
+def _analyze(paths, *, n_plus_one_threshold, literal_threshold, pool_gap_ms, select, ignore, traces):
+    from otel_sqla_doctor.spans import analyze_files
+
+    return analyze_files(
+        paths,
+        n_plus_one_threshold=n_plus_one_threshold,
+        literal_threshold=literal_threshold,
+        pool_gap_ms=pool_gap_ms,
+        select=select,
+        ignore=ignore,
+        max_traces=traces,
+    )
+
+
+def spans_command(
+    files: Annotated[list[Path], typer.Argument(help="Span files: OTLP JSON (lines or one document), console exporter output, or a Jaeger JSON export.", show_default=False)],
+    *,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.text,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.", dir_okay=False)] = None,
+    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", help=_THRESHOLD_HELP, min=2)] = 5,
+    literal_threshold: Annotated[int, typer.Option("--literal-threshold", help=_LITERAL_HELP, min=2)] = 3,
+    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", help=_GAP_HELP, min=0)] = 100.0,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help=_SELECT_HELP)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help=_IGNORE_HELP)] = None,
+    traces: Annotated[int, typer.Option("--traces", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
+) -> None:
+    """Analyse exported spans: N+1 queries, interpolated SQL, doubled instrumentation, pool waits (OSD6xx)."""
+    from otel_sqla_doctor.errors import UsageError
+
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {missing[0]}")
+    report = _analyze(
+        files,
+        n_plus_one_threshold=n_plus_one_threshold,
+        literal_threshold=literal_threshold,
+        pool_gap_ms=pool_gap_ms,
+        select=select,
+        ignore=ignore,
+        traces=traces,
+    )
+    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, title="doctor spans", stream=sys.stdout)
+    raise typer.Exit(report.exit_code)
+
+
+def trace_command(
+    ctx: typer.Context,
+    *,
+    instrument: Annotated[bool, typer.Option("--instrument", help="Also install a TracerProvider and instrument SQLAlchemy correctly (sqlalchemy.ext.asyncio imported before instrument()).")] = False,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format of the analysis.")] = OutputFormat.text,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the analysis to this file instead of stderr.", dir_okay=False)] = None,
+    save_spans: Annotated[Optional[Path], typer.Option("--save-spans", help="Keep the recorded spans (OTLP JSON lines) in this file, for `doctor spans` later.", dir_okay=False)] = None,
+    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", help=_THRESHOLD_HELP, min=2)] = 5,
+    literal_threshold: Annotated[int, typer.Option("--literal-threshold", help=_LITERAL_HELP, min=2)] = 3,
+    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", help=_GAP_HELP, min=0)] = 100.0,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help=_SELECT_HELP)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help=_IGNORE_HELP)] = None,
+    traces: Annotated[int, typer.Option("--traces", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
+) -> None:
+    """Run a command (after --) with every span recorded, then analyse them.
+
+    The command's stdin, stdout, stderr and exit code pass through unchanged; the analysis goes to
+    stderr after it ends (or to --output). Python processes started by the command record too.
+    Example: doctor trace --instrument -- pytest -x tests/
+    """
+    from otel_sqla_doctor.errors import UsageError
+    from otel_sqla_doctor.spans.runner import run_traced
+
+    command = list(ctx.args)
+    if not command:
+        raise UsageError("no command to run; put it after --, e.g. `doctor trace --instrument -- python app.py`")
+    outcome = run_traced(command, instrument=instrument, save_spans=save_spans)
+    try:
+        report = _analyze(
+            outcome.span_files,
+            n_plus_one_threshold=n_plus_one_threshold,
+            literal_threshold=literal_threshold,
+            pool_gap_ms=pool_gap_ms,
+            select=select,
+            ignore=ignore,
+            traces=traces,
+        )
+    finally:
+        outcome.cleanup()
+    report = outcome.annotate(report, instrument=instrument)
+    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, title="doctor trace", stream=sys.stderr)
+    raise typer.Exit(outcome.returncode if outcome.returncode != 0 else report.exit_code)

@@ -1,0 +1,46 @@
+"""OSD508 commenter-statement-cache: what the sqlcommenter costs asyncpg's prepared statements.
+
+SQLAlchemy's asyncpg adapter caches prepared statements by SQL text. The commenter appends a
+traceparent that differs for every query, so with it every execution is a new server-side
+PREPARE (ground truth row 6: about the cost of having no cache at all, 1.7x to 4x per query).
+The probe runs N identical statements twice on its own connection, without and with the
+comment, and counts the prepared statements PostgreSQL holds for each (`pg_prepared_statements`).
+Static twin: OSD303 commenter-defeats-statement-cache.
+"""
+
+from __future__ import annotations
+
+from otel_sqla_doctor.live.checks.base import Check
+from otel_sqla_doctor.live.model import CheckResult
+from otel_sqla_doctor.live.observations import Observations
+
+
+class CommenterStatementCache(Check):
+    code = "OSD508"
+    name = "commenter-statement-cache"
+    title = "Commenter vs asyncpg prepared-statement cache"
+
+    def run(self, obs: Observations) -> CheckResult:
+        if obs.backend != "postgresql":
+            return self.skipped(f"skipped: only measured on PostgreSQL with asyncpg (this is {obs.backend or 'unknown'})")
+        blocked = self.needs_connection(obs)
+        if blocked:
+            return blocked
+        cache = obs.cache
+        if cache is None:
+            return self.skipped("skipped: not measured")
+        if cache.skipped:
+            return self.skipped(f"skipped: {cache.skipped}")
+        if cache.error:
+            return self.skipped(f"skipped: the measurement failed ({cache.error})")
+        n, plain, commented = cache.executions, cache.prepares_plain, cache.prepares_commented
+        if not plain:
+            return self.skipped(f"skipped: {n} plain executions left no prepared statement (prepared_statement_cache_size=0?)")
+        measured = f"{commented} server-side prepares for {n} identical executions with the commenter ({commented / n:.2f} per execution), {plain} without it"
+        if commented > plain:
+            return self.warned(
+                f"{measured}: the traceparent makes every statement new, so asyncpg's statement cache never hits ({commented / plain:.0f}x the prepares)",
+                "keep the commenter but drop the traceparent (commenter_options={'opentelemetry_values': False}), "
+                "or turn the commenter off where statement reuse matters (static rule OSD303)",
+            )
+        return self.passed(measured)

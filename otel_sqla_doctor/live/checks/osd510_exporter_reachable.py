@@ -1,0 +1,88 @@
+"""OSD510 exporter-reachable: when an OTLP endpoint is configured
+(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`), one test span sent with
+the configured protocol (`grpc`, the Python default, or `http/protobuf`) is accepted.
+
+The span is built by a private TracerProvider and exported once with the real OTLP exporter,
+so headers, TLS and compression settings from the environment apply exactly as in the app.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from otel_sqla_doctor.live.checks.base import Check
+from otel_sqla_doctor.live.model import CheckResult
+from otel_sqla_doctor.live.observations import Observations
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().splitlines()[0])
+
+
+def _exporter(protocol: str, timeout: float):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(timeout=timeout)
+
+
+class ExporterReachable(Check):
+    code = "OSD510"
+    name = "exporter-reachable"
+    title = "OTLP endpoint accepts a test span"
+
+    def run(self, obs: Observations) -> CheckResult:
+        env = obs.env
+        if env.otlp_endpoint is None:
+            return self.skipped("skipped: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset)")
+        protocol = env.otlp_protocol
+        where = f"{env.otlp_endpoint} ({env.otlp_endpoint_var}, protocol {protocol})"
+        if protocol not in ("grpc", "http/protobuf"):
+            return self.failed(f"{where}: the Python OTLP exporters speak grpc and http/protobuf only", "set OTEL_EXPORTER_OTLP_PROTOCOL to grpc or http/protobuf")
+        try:
+            exporter = _exporter(protocol, obs.timeout)
+        except ImportError:
+            package = "opentelemetry-exporter-otlp-proto-grpc" if protocol == "grpc" else "opentelemetry-exporter-otlp-proto-http"
+            return self.failed(f"{where}: the exporter package is not installed", f"pip install {package}")
+        except Exception as exc:
+            return self.failed(f"{where}: the exporter could not be built: {type(exc).__name__}: {exc}", "check the OTEL_EXPORTER_OTLP_* variables")
+
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        from otel_sqla_doctor.live.capture import SpanRecorder
+
+        recorder = SpanRecorder()
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(recorder)
+        with provider.get_tracer("otel-sqla-doctor").start_as_current_span("otel-sqla-doctor exporter test"):
+            pass
+        spans = recorder.ended
+        if not spans:
+            return self.skipped(f"skipped: {where}: the SDK is disabled (OTEL_SDK_DISABLED), so no test span can be built")
+        keeper = _Keep()
+        logger = logging.getLogger("opentelemetry.exporter")
+        logger.addHandler(keeper)
+        try:
+            result = exporter.export(spans)
+        except Exception as exc:
+            result, keeper.messages = None, keeper.messages + [f"{type(exc).__name__}: {exc}"]
+        finally:
+            logger.removeHandler(keeper)
+            try:
+                exporter.shutdown()
+            except Exception:
+                pass
+        if result == SpanExportResult.SUCCESS:
+            return self.passed(f"{where} accepted a test span (trace {spans[0].context.trace_id:032x})")
+        reason = keeper.messages[-1] if keeper.messages else "the exporter reported failure"
+        return self.failed(
+            f"{where} did not accept the test span: {reason}",
+            "check that a collector listens there with this protocol (gRPC usually :4317, HTTP :4318/v1/traces), and its headers/TLS settings",
+        )

@@ -1,0 +1,32 @@
+"""The probe's two output formats: doctor-style text and JSON. Each is one small function."""
+
+from __future__ import annotations
+
+import json
+
+from otel_sqla_doctor.live.model import ProbeReport, Status
+from otel_sqla_doctor.report.style import MARK_STYLES, MARKS, Style
+
+
+def render_json(report: ProbeReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_text(report: ProbeReport, style: Style) -> str:
+    lines = [f"{style('doctor probe', 'bold')} {report.target}", ""]
+    for check in report.checks:
+        status = check.status.value
+        mark = style(MARKS[status], MARK_STYLES[status])
+        lines.append(f"{mark} {style(check.code, 'bold')} {check.name}: {check.detail}")
+        if check.remediation and check.status in (Status.WARN, Status.FAIL):
+            lines.append(f"      {style('fix:', 'cyan')} {check.remediation}")
+    lines.append("")
+    counts = ", ".join(
+        f"{report.count(status)} {label}"
+        for status, label in ((Status.PASS, "passed"), (Status.WARN, "warned"), (Status.FAIL, "failed"), (Status.SKIP, "skipped"))
+    )
+    issues = report.count(Status.WARN) + report.count(Status.FAIL)
+    verdict = f"found issues in {issues} check{'s' if issues != 1 else ''}" if issues else "no issues found"
+    colour = "red" if report.failed else ("yellow" if issues else "green")
+    lines.append(f"{style(verdict, colour, 'bold')} ({counts})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,236 @@
+"""`probe()`: gather the observations (DSN mode or the user's own engine), then run every check."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from otel_sqla_doctor import __version__
+from otel_sqla_doctor.errors import UsageError
+from otel_sqla_doctor.live.environment import read_environment
+from otel_sqla_doctor.live.model import CheckResult, ProbeReport, Status
+from otel_sqla_doctor.live.observations import ConnectOutcome, Observations, Wiring
+from otel_sqla_doctor.redact import Redactor
+
+
+def probe(
+    dsn: str | None = None,
+    *,
+    engine_ref: str | None = None,
+    setup_ref: str | None = None,
+    app_dir: str | Path | None = None,
+    timeout: float = 5.0,
+) -> ProbeReport:
+    """Run the live checks OSD501-OSD510 and return the report.
+
+    With `dsn` (or nothing: in-memory SQLite) the probe builds and instruments its own engine.
+    With `engine_ref` ("package.module:attr") it runs `setup_ref` first, imports the user's
+    engine and probes it as the application wired it. Raises UsageError for a DSN that cannot be
+    used or a bad reference; everything else, including "cannot connect", is a check result.
+    """
+    return asyncio.run(probe_async(dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout))
+
+
+async def probe_async(
+    dsn: str | None = None,
+    *,
+    engine_ref: str | None = None,
+    setup_ref: str | None = None,
+    app_dir: str | Path | None = None,
+    timeout: float = 5.0,
+) -> ProbeReport:
+    if not timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if engine_ref and dsn:
+        raise UsageError("give either a DSN or --engine, not both")
+    if (setup_ref or app_dir) and not engine_ref:
+        raise UsageError("--setup and --app-dir only apply together with --engine")
+    redactor = Redactor()
+    if engine_ref:
+        observations = await _observe_user_engine(engine_ref, setup_ref, app_dir, timeout, redactor)
+    else:
+        observations = await _observe_dsn(dsn, timeout, redactor)
+    return _judge(observations, redactor)
+
+
+def _judge(observations: Observations, redactor: Redactor) -> ProbeReport:
+    from otel_sqla_doctor.live.checks import ALL_CHECKS
+
+    results = []
+    for check in ALL_CHECKS:
+        try:
+            result = check.run(observations)
+        except Exception as exc:  # one broken check must not hide the others
+            result = check.result(Status.FAIL, f"internal error in this check: {type(exc).__name__}: {exc}", "please report this")
+        results.append(
+            CheckResult(
+                code=result.code,
+                name=result.name,
+                title=result.title,
+                status=result.status,
+                detail=redactor.text(result.detail),
+                remediation=redactor.text(result.remediation),
+            )
+        )
+    return ProbeReport(version=__version__, target=redactor.text(observations.target), checks=tuple(results))
+
+
+async def _observe_dsn(dsn: str | None, timeout: float, redactor: Redactor) -> Observations:
+    from otel_sqla_doctor.live.target import parse_target
+
+    target = parse_target(dsn, redactor)  # usage errors before anything heavy happens
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from otel_sqla_doctor.live.backends import backend_for
+    from otel_sqla_doctor.live.capture import SpanRecorder
+    from otel_sqla_doctor.live.session import run_session
+    from otel_sqla_doctor.live.wiring import engine_tracers, read_version_range
+
+    env = read_environment()
+    versions = read_version_range()
+    backend = backend_for(target.backend)
+    recorder = SpanRecorder()
+    # The SDK reads OTEL_SDK_DISABLED and OTEL_TRACES_SAMPLER here, as it would in the app.
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(recorder)
+    observations = Observations(
+        target=target.display, backend=target.backend, driver=target.driver, env=env, versions=versions,
+        wiring=Wiring(mode="doctor", provider="disabled" if env.sdk_disabled else "sdk"), timeout=timeout,
+    )
+    engine = create_async_engine(target.url, connect_args=backend.connect_args(target.driver, timeout))
+    uninstrument = _instrument_probe_engine(engine, provider, observations, redactor)
+    try:
+        observations.wiring.tracers_on_engine = len(engine_tracers(engine.sync_engine))
+        observations.connect, observations.query, observations.cache = await run_session(
+            engine, backend, target.driver, recorder, provider.get_tracer("otel-sqla-doctor"),
+            timeout=timeout, redactor=redactor, restore=False,
+        )
+    finally:
+        recorder.active = False
+        if uninstrument:
+            uninstrument()
+        try:
+            await asyncio.wait_for(engine.dispose(), timeout)
+        except Exception:
+            pass
+    return observations
+
+
+def _instrument_probe_engine(engine: Any, provider: Any, observations: Observations, redactor: Redactor):
+    """Instrument the probe's own engine the documented way, with the commenter on. Outside the
+    declared SQLAlchemy range (OSD502 fails) it passes skip_dep_check=True so that every other
+    check still runs. Returns the undo function, or None."""
+    try:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    except ImportError:
+        observations.wiring.instrument_error = "opentelemetry-instrumentation-sqlalchemy is not installed"
+        return None
+    instrumentor = SQLAlchemyInstrumentor()
+    wiring = observations.wiring
+    wiring.skip_dep_check_used = not observations.versions.in_range
+    wiring.commenter_enabled = True
+    try:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            # probe() called inside an already instrumented process: leave the global state alone
+            # and give only our private engine a tracer of its own.
+            from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+            from opentelemetry.instrumentation.sqlalchemy.version import __version__ as version
+            from opentelemetry.metrics import NoOpMeterProvider
+
+            counter = NoOpMeterProvider().get_meter("otel-sqla-doctor").create_up_down_counter("unused")
+            tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", version)
+            ours = EngineTracer(tracer, engine.sync_engine, counter, enable_commenter=True)
+            _remove_foreign_tracers(engine.sync_engine, ours)
+            return None
+        instrumentor.instrument(
+            engine=engine.sync_engine, tracer_provider=provider, enable_commenter=True, skip_dep_check=wiring.skip_dep_check_used
+        )
+        return instrumentor.uninstrument
+    except Exception as exc:
+        wiring.instrument_error = redactor.text(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return instrumentor.uninstrument
+
+
+def _remove_foreign_tracers(sync_engine: Any, ours: Any) -> None:
+    """The process's global instrumentation also attached its tracers to our private engine
+    (through the patched factories); detach them so the probe measures one known tracer. The
+    module-level after-execute/error listeners are shared by all tracers and stay."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import InvalidRequestError
+
+    from otel_sqla_doctor.live.wiring import engine_tracers
+
+    for tracer in engine_tracers(sync_engine):
+        if tracer is ours:
+            continue
+        for identifier, listener in (
+            ("before_cursor_execute", tracer._before_cur_exec),
+            ("connect", tracer._pool_connect),
+            ("close", tracer._pool_close),
+            ("checkin", tracer._pool_checkin),
+            ("checkout", tracer._pool_checkout),
+        ):
+            try:
+                event.remove(sync_engine, identifier, listener)
+            except InvalidRequestError:
+                pass
+
+
+async def _observe_user_engine(engine_ref: str, setup_ref: str | None, app_dir: Any, timeout: float, redactor: Redactor) -> Observations:
+    from otel_sqla_doctor.live.capture import SpanRecorder
+    from otel_sqla_doctor.live.userapp import load_user_app
+    from otel_sqla_doctor.live.wiring import attach_to_user_provider, read_version_range
+
+    env = read_environment()
+    app = await load_user_app(engine_ref, setup_ref, app_dir, redactor)
+    versions = read_version_range()
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from otel_sqla_doctor.live.backends import backend_for
+    from otel_sqla_doctor.live.session import run_session
+    from otel_sqla_doctor.live.target import BACKEND_ALIASES
+
+    engine = app.engine
+    url_text = redactor.text(engine.url.render_as_string(hide_password=True))
+    backend_name = BACKEND_ALIASES.get(engine.url.get_backend_name())
+    recorder = SpanRecorder()
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    wiring, parent_tracer = attach_to_user_provider(sync_engine, recorder)
+    wiring.setup_error = app.setup_error
+    wiring.logs = app.logs
+    observations = Observations(
+        target=engine_ref, backend=backend_name, driver=engine.url.get_driver_name(), env=env, versions=versions,
+        wiring=wiring, timeout=timeout,
+    )
+    if not isinstance(engine, AsyncEngine):
+        wiring.sync_engine = True
+        observations.connect = ConnectOutcome(
+            False,
+            f"{engine_ref} is a sync Engine ({url_text}); an asyncio service needs create_async_engine with an async driver",
+            "create it with create_async_engine() and an async driver (see OSD401/OSD402)",
+        )
+        return observations
+    if backend_name is None:
+        observations.connect = ConnectOutcome(False, f"{url_text}: the probe supports PostgreSQL, MySQL/MariaDB and SQLite only", None)
+        return observations
+    if parent_tracer is None:
+        # No SDK provider globally: a private one still gives the probe query a real parent context.
+        private = TracerProvider(shutdown_on_exit=False)
+        private.add_span_processor(recorder)
+        parent_tracer = private.get_tracer("otel-sqla-doctor")
+    try:
+        connect, query, cache = await run_session(
+            engine, backend_for(backend_name), observations.driver, recorder, parent_tracer,
+            timeout=timeout, redactor=redactor, restore=True,
+        )
+    finally:
+        recorder.active = False
+    observations.connect, observations.query, observations.cache = connect, query, cache
+    if connect.ok:
+        observations.connect = ConnectOutcome(True, f"{connect.detail} (engine {url_text})")
+    return observations

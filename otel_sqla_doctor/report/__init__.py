@@ -1,0 +1,1 @@
+"""One small emitter per output format."""

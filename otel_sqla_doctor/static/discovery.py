@@ -1,0 +1,166 @@
+"""Which files a scan reads: Python sources, and the dependency/launcher files some rules need."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterable, Optional
+
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        ".env",
+        "env",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "build",
+        "dist",
+        "site-packages",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".otel_sqla_doctor_cache",
+        ".eggs",
+    }
+)
+
+# Files that declare dependencies (OSD107) or start the service (the `opentelemetry-instrument`
+# launcher, OSD104/OSD106/OSD202).
+PROJECT_FILE_PATTERNS = (
+    "pyproject.toml",
+    "requirements*.txt",
+    "requirements/*.txt",
+    "uv.lock",
+    "poetry.lock",
+    "pdm.lock",
+    "Dockerfile*",
+    "*.Dockerfile",
+    "Procfile",
+    "docker-compose*.yml",
+    "docker-compose*.yaml",
+    "compose*.yml",
+    "compose*.yaml",
+    "*.sh",
+    "Makefile",
+    "supervisord.conf",
+    "fly.toml",
+    "app.yaml",
+)
+MAX_PROJECT_FILE_BYTES = 2_000_000
+
+
+def _is_venv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def _git_files(root: Path) -> Optional[list[Path]]:
+    """Tracked plus untracked-not-ignored files, when `root` is inside a git work tree."""
+    try:
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    files = []
+    for raw in proc.stdout.split(b"\0"):
+        if raw:
+            files.append(root / os.fsdecode(raw))
+    return files
+
+
+def _git_ignored(path: Path) -> bool:
+    try:
+        proc = subprocess.run(["git", "check-ignore", "-q", "."], cwd=path, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
+        try:
+            stat = here.stat()
+            key = (stat.st_dev, stat.st_ino)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if key in seen_dirs:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen_dirs.add(key)
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info") and not _is_venv(here / d)
+        )
+        for name in sorted(filenames):
+            yield here / name
+
+
+def candidate_files(target: Path) -> list[Path]:
+    """Every file under `target` (git's view inside a work tree, else a filtered walk)."""
+    if target.is_file():
+        return [target]
+    # A folder git ignores (a vendored corpus, a build output) was named explicitly: walk it.
+    files = None if _git_ignored(target) else _git_files(target)
+    if files is None:
+        return list(_walk(target))
+    # git lists files inside skipped directories too when they are tracked (vendored code).
+    return [f for f in files if not any(part in SKIPPED_DIRS for part in f.relative_to(target).parts[:-1])]
+
+
+def is_python(path: Path) -> bool:
+    return path.suffix in (".py", ".pyi") and path.suffix != ".pyi"
+
+
+def matches_any(relative_posix: str, patterns: Iterable[str]) -> bool:
+    """Glob match in the style of ruff's exclude: `pattern` against the path or any parent."""
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(relative_posix, pattern):
+            return True
+        if fnmatch.fnmatch(relative_posix, pattern + "/*"):
+            return True
+        # A bare name matches that name anywhere (`migrations` skips every migrations folder).
+        if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in relative_posix.split("/")):
+            return True
+    return False
+
+
+def is_project_file(relative_posix: str) -> bool:
+    name = relative_posix.rsplit("/", 1)[-1]
+    for pattern in PROJECT_FILE_PATTERNS:
+        if "/" in pattern:
+            if fnmatch.fnmatch(relative_posix, "*" + pattern) or fnmatch.fnmatch(relative_posix, pattern):
+                return True
+        elif fnmatch.fnmatch(name, pattern):
+            return True
+    return False
+
+
+def module_name(path: Path, root: Path) -> tuple[str, bool]:
+    """The dotted module name of a file (by its package chain), and whether it is a package."""
+    is_package = path.name == "__init__.py"
+    parts = [] if is_package else [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file() and directory != directory.parent:
+        parts.append(directory.name)
+        if directory == root:
+            break
+        directory = directory.parent
+    if not parts:  # a bare `__init__.py` at the root
+        parts = [path.parent.name]
+    return ".".join(reversed(parts)), is_package

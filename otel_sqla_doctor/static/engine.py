@@ -1,0 +1,671 @@
+"""The scan: find files, skip those that cannot matter, parse each once, run every rule in one
+walk, build the project index, and decide the findings.
+
+Cost model (see bench/): parsing with LibCST dominates, so the byte-level pre-filter decides
+which files are parsed at all, results are cached by content hash, and parsing runs on every core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from otel_sqla_doctor import __version__
+from otel_sqla_doctor.config import Config
+from otel_sqla_doctor.findings import Edit, FileError, Finding, Fix, ScanResult, Severity, Span
+from otel_sqla_doctor.static import discovery, suppressions
+
+# A file is parsed for the index when it mentions one of these (most files mention none).
+INDEX_WORDS = (
+    b"sqlalchemy",
+    b"sqlmodel",
+    b"opentelemetry",
+    b"asyncpg",
+    b"aiosqlite",
+    b"aiomysql",
+    b"asyncmy",
+)
+MAX_FILE_BYTES = 4_000_000
+PARALLEL_THRESHOLD = 24  # below this many files to parse, a process pool costs more than it saves
+CACHE_DIR = ".otel_sqla_doctor_cache"
+CACHE_FORMAT = 1
+
+
+@dataclass
+class FileJob:
+    path: str  # absolute
+    relative: str  # relative to the project root, POSIX
+    module: str
+    is_package: bool
+    key: str  # content hash + tool version + configuration
+
+
+@dataclass
+class _Prepared:
+    jobs: list[FileJob] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    skipped: list[tuple[str, bytes]] = field(default_factory=list)  # (relative, bytes) not parsed yet
+
+
+def _rule_classes(codes: Iterable[str]):
+    from otel_sqla_doctor.static.rules import all_rules
+
+    wanted = set(codes)
+    return [r for r in all_rules() if r.CODE in wanted]
+
+
+# -- per-file analysis (runs in worker processes) ------------------------------------------------
+def analyze_file(job: FileJob, codes: tuple[str, ...], options: dict) -> dict:
+    """Parse one file and run the indexer and every enabled file rule over it, in one walk."""
+    try:
+        data = Path(job.path).read_bytes()
+    except OSError as exc:
+        return {"error": f"cannot read: {exc.strerror or exc}"}
+    return analyze_source(data, job.relative, job.module, job.is_package, codes, options)
+
+
+def analyze_source(data: bytes, relative: str, module_name: str, is_package: bool, codes, options: dict) -> dict:
+    import libcst as cst
+
+    from otel_sqla_doctor.static.context import FileContext
+    from otel_sqla_doctor.static.facts import ModuleFacts
+    from otel_sqla_doctor.static.indexer import Indexer
+    from otel_sqla_doctor.static.walker import Walker
+
+    if b"\0" in data:
+        return {"error": "contains NUL bytes; not a Python source file"}
+    try:
+        module = cst.parse_module(data)
+    except cst.ParserSyntaxError as exc:
+        return {"error": _syntax_error(data, exc)}
+    except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
+        return {"error": f"cannot decode: {_one_line(exc)} (save it as UTF-8 or declare its coding)"}
+    except RecursionError:
+        return {"error": "too deeply nested to parse"}
+
+    facts = ModuleFacts(path=relative, module=module_name, is_package=is_package)
+    ctx = FileContext(module, module_name, relative, is_package)
+    ctx.options = options
+    indexer = Indexer(ctx, facts)
+    rules = []
+    for rule_class in _rule_classes(codes):
+        if rule_class.has_file_visitor() and rule_class.applies_to(data):
+            rules.append(rule_class(ctx, options.get(rule_class.CODE)))
+    errors: list[str] = []
+    try:
+        from otel_sqla_doctor.static.walker import Walker
+
+        Walker([ctx, indexer, *rules]).walk(module)
+    except RecursionError:
+        return {"error": "too deeply nested to analyse"}
+    except Exception as exc:  # a bug in one rule must not stop the scan
+        culprit = _culprit(exc, rules)
+        return {"error": f"internal error in {culprit}: {type(exc).__name__}: {_one_line(exc)} (please report this)"}
+
+    from otel_sqla_doctor.static.positions import locate
+
+    reports = [(rule, report) for rule in rules for report in rule.reports]
+    requests = [(node, chain) for node, _, chain in indexer.positioned] + [(r["node"], r["chain"]) for _, r in reports]
+    # A fix may rewrite another node (`replaces=`); its statements are unknown, so it takes the slow path.
+    requests += [(r["replaces"], ()) for _, r in reports if r.get("replaces") is not None]
+    requests += [(edit[0], ()) for _, r in reports for edit in r.get("extra_edits", ())]
+    positions = locate(module, data, requests)
+    for node, target, _ in indexer.positioned:
+        span = positions.get(id(node))
+        if span is None:
+            continue
+        if isinstance(target, tuple) and target[0] == "symbol":
+            facts.symbol_lines[target[1]] = list(span)
+        elif isinstance(target, tuple) and target[0] == "function":
+            target[1].line = span[0]
+        else:
+            target.line, target.column, target.end_line, target.end_column = span[0], span[1], span[2], span[3]
+            if hasattr(target, "text"):
+                target.text = _shorten(module.code_for_node(node))
+    candidates = []
+    for rule, report in reports:
+        span = positions.get(id(report["node"]))
+        if span is None:
+            continue
+        fix = None
+        replacement = report["replacement"]
+        # The fix may rewrite another node of the file than the one reported (`replaces=`).
+        fix_span = span if report.get("replaces") is None else positions.get(id(report["replaces"]))
+        extra_edits = _extra_edits(module, report, positions)
+        if replacement is not None and fix_span is not None and extra_edits is not None:
+            text = replacement if isinstance(replacement, str) else module.code_for_node(replacement)
+            fix = {
+                "description": report["fix_description"] or f"Replace with `{_shorten(text)}`",
+                "safe": not report["unsafe"],
+                "edits": [[*fix_span, text], *extra_edits],
+                "summary": _shorten(text, 200),
+            }
+        candidates.append(
+            {
+                "code": rule.CODE,
+                "span": list(span),
+                "message": report["message"],
+                "hint": report["hint"],
+                "requires": [r.to_json() for r in report["requires"]],
+                "fix": fix,
+            }
+        )
+    return {"facts": facts.to_json(), "candidates": candidates, "errors": errors}
+
+
+def _syntax_error(data: bytes, exc: Exception) -> str:
+    # Python's own compiler names the problem more precisely than LibCST's parser does.
+    try:
+        compile(data, "<file>", "exec", flags=0x400, dont_inherit=True)  # ast.PyCF_ONLY_AST
+    except SyntaxError as error:
+        return f"syntax error at line {error.lineno}, column {error.offset or 1}: {error.msg}"
+    except (ValueError, UnicodeDecodeError):
+        pass
+    else:
+        return f"LibCST cannot parse this file (syntax newer than it supports?): {_one_line(exc)}"
+    return f"syntax error at line {getattr(exc, 'raw_line', '?')}: {_one_line(exc)}"
+
+
+def _extra_edits(module, report: dict, positions: dict) -> Optional[list]:
+    edits = []
+    for node, replacement, whole_lines in report.get("extra_edits", ()):
+        span = positions.get(id(node))
+        if span is None:
+            return None  # a node outside the tree: no fix rather than half of one
+        if whole_lines:
+            span = (span[0], 1, span[2] + 1, 1)
+        text = replacement if isinstance(replacement, str) else module.code_for_node(replacement)
+        edits.append([*span, text])
+    return edits
+
+
+def _culprit(exc: BaseException, rules) -> str:
+    tb = exc.__traceback__
+    names = {type(r).__module__: r.CODE for r in rules}
+    culprit = "the indexer"
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module in names:
+            culprit = f"rule {names[module]}"
+        tb = tb.tb_next
+    return culprit
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text[:300] or type(exc).__name__
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the whole scan -------------------------------------------------------------------------------
+class Scanner:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        use_cache: bool = True,
+        jobs: Optional[int] = None,
+        cwd: Optional[Path] = None,
+    ) -> None:
+        self.config = config
+        self.root = (config.root or Path.cwd()).resolve()
+        self.cwd = (cwd or Path.cwd()).resolve()
+        self.use_cache = use_cache
+        self.jobs = jobs
+        self.codes = tuple(sorted(config.enabled_codes()))
+        self.options = {code: config.rule_options(code) for code in self.codes}
+        self.fingerprint = hashlib.sha1(f"{__version__}:{config.fingerprint()}".encode()).hexdigest()[:16]
+
+    # paths
+    def display(self, relative: str) -> str:
+        absolute = self.root / relative
+        try:
+            return absolute.relative_to(self.cwd).as_posix()
+        except ValueError:
+            return os.path.relpath(absolute, self.cwd).replace(os.sep, "/")
+
+    def _relative(self, path: Path) -> str:
+        # Resolve the directory, not the file: a symlinked file keeps its own name.
+        try:
+            return (path.parent.resolve() / path.name).relative_to(self.root).as_posix()
+        except ValueError:
+            return path.absolute().as_posix()
+
+    def _excluded(self, relative: str) -> bool:
+        patterns = (*self.config.exclude, *self.config.extend_exclude)
+        return discovery.matches_any(relative, patterns)
+
+    def collect(self, targets: list[Path]) -> tuple[list[Path], dict[str, str], list[FileError]]:
+        """Python files under the targets, and the project files (deps, launchers) at the root."""
+        python: dict[str, Path] = {}
+        project_texts: dict[str, str] = {}
+        errors: list[FileError] = []
+        for target in targets:
+            if not target.exists() and not target.is_symlink():
+                errors.append(FileError(target.as_posix(), "no such file or directory"))
+                continue
+            explicit_file = target.is_file()
+            for path in discovery.candidate_files(target):
+                relative = self._relative(path)
+                if not explicit_file and self._excluded(relative):
+                    continue
+                if path.suffix == ".py":
+                    if path.is_symlink() and not path.exists():
+                        errors.append(FileError(self.display(relative), "dangling symbolic link"))
+                        continue
+                    if not path.is_file():
+                        continue
+                    python.setdefault(relative, path)
+        # Dependency and launcher files are read from the whole project, whatever was scanned.
+        for path in discovery.candidate_files(self.root):
+            relative = self._relative(path)
+            if discovery.is_project_file(relative) and not self._excluded(relative):
+                try:
+                    if path.is_file() and path.stat().st_size <= discovery.MAX_PROJECT_FILE_BYTES:
+                        project_texts[relative] = path.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    continue
+        return [python[k] for k in sorted(python)], project_texts, errors
+
+    def scan(self, targets: list[Path], *, report_only: Optional[set[str]] = None) -> ScanResult:
+        from otel_sqla_doctor.static.facts import ModuleFacts
+        from otel_sqla_doctor.static.index import ProjectFiles, ProjectIndex
+
+        files, project_texts, errors = self.collect(targets)
+        outcomes: dict[str, dict] = {}
+        suppression_texts: dict[str, str] = {}
+        pending: list[tuple[str, Path, bytes]] = []
+        for path in files:
+            relative = self._relative(path)
+            try:
+                size = path.stat().st_size
+                if size > MAX_FILE_BYTES:
+                    errors.append(FileError(self.display(relative), f"skipped: {size // 1_000_000} MB is over the {MAX_FILE_BYTES // 1_000_000} MB limit"))
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                errors.append(FileError(self.display(relative), f"cannot read: {exc.strerror or exc}"))
+                continue
+            pending.append((relative, path, data))
+            if suppressions.MARKER in data:
+                suppression_texts[self.display(relative)] = data.decode("utf-8", errors="replace")
+
+        # Nothing changed since the last scan (same files, same settings, same tool): the decided
+        # findings are reused as they are, without loading any per-file facts.
+        # (The key includes the working directory: reported paths are relative to it.)
+        project_key = _project_key(f"{self.fingerprint}:{self.cwd}", pending, project_texts)
+        reused = _load_result(self.root, self.fingerprint, project_key) if self.use_cache else None
+        if reused is not None:
+            findings, file_errors = reused
+            return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
+        cache = _Cache(self.root, self.fingerprint) if self.use_cache else None
+
+        file_rules = [r for r in _rule_classes(self.codes) if r.has_file_visitor()]
+
+        def wanted_first(data: bytes) -> bool:
+            # Only files that name the stack start the index; the rest join through imports
+            # (rounds two and three). A rule's own words then decide whether it visits a file.
+            return any(w in data for w in INDEX_WORDS)
+
+        first = [(r, p, d) for r, p, d in pending if wanted_first(d)]
+        rest = [(r, p, d) for r, p, d in pending if not wanted_first(d)]
+        self._analyze(first, outcomes, cache)
+        # Second round: files that import a module the first round found (routes importing
+        # `get_db` from `app.db`), so names resolve across modules.
+        pattern = _importer_pattern(outcomes)
+        if pattern is not None and rest:
+            second = [(r, p, d) for r, p, d in rest if pattern.search(d)]
+            self._analyze(second, outcomes, cache)
+        # Third round: project modules those files import (a settings module holding the
+        # database URL, a helper module returning SQL), so values resolve across modules.
+        imported = _imported_modules(outcomes)
+        if imported:
+            third = [(r, p, d) for r, p, d in rest if r not in outcomes and not imported.isdisjoint(_module_names(r))]
+            self._analyze(third, outcomes, cache)
+        if cache is not None:
+            cache.save()
+
+        modules = []
+        candidates: list[tuple[str, dict]] = []
+        file_errors: list[FileError] = []
+        for relative, outcome in sorted(outcomes.items()):
+            if outcome.get("error"):
+                file_errors.append(FileError(self.display(relative), outcome["error"]))
+                continue
+            modules.append(ModuleFacts.from_json(outcome["facts"]))
+            candidates.extend((relative, c) for c in outcome["candidates"])
+        unparsed = [(r, d) for r, _, d in pending if r not in outcomes]
+        index = ProjectIndex(modules, ProjectFiles(project_texts), imported_elsewhere=_imports_by_regex(unparsed))
+        index.async_paths = tuple(r for r, _, d in pending if b"async def" in d)
+        findings = self._decide(index, candidates)
+        if self.use_cache:
+            _save_result(self.root, self.fingerprint, project_key, findings, file_errors)
+        return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
+
+    def _finish(self, findings, errors, files, targets, report_only, suppression_texts) -> ScanResult:
+        # Dependency and launcher files are read from the whole project, but reported only where
+        # the scan looks (`doctor scan src/` says nothing about ./pyproject.toml).
+        findings = [f for f in findings if f.path.endswith(".py") or self._under_targets(f.path, targets)]
+        if report_only is not None:
+            findings = [f for f in findings if f.path in report_only]
+            errors = [e for e in errors if e.path in report_only]
+        if report_only is not None:
+            suppression_texts = {p: t for p, t in suppression_texts.items() if p in report_only}
+        findings, unused = suppressions.apply(findings, suppression_texts)
+        result = ScanResult(findings=sorted(set(findings)), files_scanned=len(files), errors=sorted(set(errors)))
+        result.unused_suppressions = unused
+        return result
+
+    def _analyze(self, batch: list[tuple[str, Path, bytes]], outcomes: dict, cache: Optional["_Cache"]) -> None:
+        todo: list[FileJob] = []
+        for relative, path, data in batch:
+            key = hashlib.blake2b(data, digest_size=16).hexdigest()
+            cached = cache.get(relative, key) if cache else None
+            if cached is not None:
+                outcomes[relative] = cached
+                continue
+            module, is_package = discovery.module_name(path.resolve() if not path.is_symlink() else path, self.root)
+            todo.append(FileJob(str(path), relative, module, is_package, key))
+        for job, outcome in zip(todo, self._run(todo)):
+            outcomes[job.relative] = outcome
+            # Internal errors are not cached: the next run (or version) may not have the bug.
+            if cache is not None and not (outcome.get("error") or "").startswith("internal error"):
+                cache.put(job.relative, job.key, outcome)
+
+    def _run(self, todo: list[FileJob]) -> list[dict]:
+        workers = self.jobs or os.cpu_count() or 1
+        if workers <= 1 or len(todo) < PARALLEL_THRESHOLD:
+            return [analyze_file(job, self.codes, self.options) for job in todo]
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        chunk = max(1, len(todo) // (workers * 8))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_analyze_star, [(job, self.codes, self.options) for job in todo], chunksize=chunk))
+
+    def _decide(self, index, candidates: list[tuple[str, dict]]) -> list[Finding]:
+        from otel_sqla_doctor.static.rule import Requirement
+        from otel_sqla_doctor.static.rules import all_rules
+        from otel_sqla_doctor.static.summary import from_json
+
+        rules = {r.CODE: r for r in all_rules() if r.CODE in self.codes}
+        findings: list[Finding] = []
+        for relative, candidate in candidates:
+            rule = rules.get(candidate["code"])
+            if rule is None:
+                continue
+            requirements = [Requirement(from_json(s), p, tuple(a)) for s, p, a in candidate["requires"]]
+            if not all(r.holds(index) for r in requirements):
+                continue
+            line, column, end_line, end_column = candidate["span"]
+            fix = None
+            if candidate["fix"]:
+                f = candidate["fix"]
+                fix = Fix(
+                    description=f["description"],
+                    safe=f["safe"],
+                    edits=tuple(Edit(Span(*e[:4]), e[4]) for e in f["edits"]),
+                    summary=f["summary"],
+                )
+            findings.append(self._finding(rule, relative, (line, column, end_line, end_column), candidate["message"], candidate["hint"], fix))
+        # A rule may report a place from its file visitor (with a fix) and from its project check:
+        # one finding, with the project check's message (it sees more) and the file visitor's fix.
+        from_files = {(f.path, f.line, f.column, f.code): i for i, f in enumerate(findings)}
+        for code, rule in rules.items():
+            for report in rule.check_project(index, self.options.get(code, {})):
+                span = (report.line, report.column, report.end_line or report.line, report.end_column or report.column)
+                finding = self._finding(
+                    rule, report.path, span, report.message or rule.MESSAGE, report.hint or rule.HINT, None,
+                    severity=getattr(report, "severity", None),
+                )
+                same = from_files.get((finding.path, finding.line, finding.column, finding.code))
+                if same is None:
+                    findings.append(finding)
+                else:
+                    findings[same] = dataclasses.replace(finding, fix=findings[same].fix)
+        return [f for f in findings if f.code not in self.config.ignored_for(self._relative_of_display(f.path))]
+
+    def _under_targets(self, display: str, targets: list[Path]) -> bool:
+        path = (self.cwd / display).resolve()
+        for target in targets:
+            target = target.resolve()
+            if path == target or target in path.parents:
+                return True
+        return False
+
+    def _relative_of_display(self, display: str) -> str:
+        return self._relative(self.cwd / display)
+
+    def _finding(self, rule, relative: str, span, message: str, hint: str, fix, severity: Optional[Severity] = None) -> Finding:
+        severity = Severity(self.config.severity.get(rule.CODE, (severity or rule.SEVERITY).value))
+        return Finding(
+            path=self.display(relative),
+            line=span[0],
+            column=span[1],
+            code=rule.CODE,
+            name=rule.NAME,
+            severity=severity,
+            message=message,
+            end_line=span[2],
+            end_column=span[3],
+            hint=hint or None,
+            fix=fix,
+        )
+
+
+def _analyze_star(args) -> dict:
+    return analyze_file(*args)
+
+
+_IMPORT_LINE = re.compile(
+    rb"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]*)|import[ \t]+([^\n#]+))", re.M
+)
+
+
+def _imports_by_regex(files: list[tuple[str, bytes]]) -> set[str]:
+    """Module names imported by files we did not parse, found without parsing them (cheap, approximate)."""
+    names: set[str] = set()
+    for relative, data in files:
+        if b"import" not in data:
+            continue
+        package = relative[:-3].split("/")[:-1] if relative.endswith(".py") else []
+        for match in _IMPORT_LINE.finditer(data):
+            source, imported, plain = match.groups()
+            if plain is not None:
+                for item in plain.decode("utf-8", "replace").split(","):
+                    module = item.strip().split(" as ")[0].strip()
+                    if module:
+                        names.add(module)
+                continue
+            module = source.decode("utf-8", "replace")
+            if module.startswith("."):
+                level = len(module) - len(module.lstrip("."))
+                base = package[: len(package) - (level - 1)] if level - 1 <= len(package) else []
+                rest = module.lstrip(".")
+                module = ".".join([*base, rest] if rest else base)
+            names.add(module)
+            for item in imported.decode("utf-8", "replace").strip("()").replace("\n", " ").split(","):
+                name = item.strip().split(" as ")[0].strip()
+                if name and name != "*":
+                    names.add(f"{module}.{name}" if module else name)
+    return names
+
+
+def _project_key(fingerprint: str, pending: list, project_texts: dict) -> str:
+    digest = hashlib.blake2b(fingerprint.encode(), digest_size=16)
+    for relative, _, data in sorted(pending, key=lambda item: item[0]):
+        digest.update(relative.encode() + b"\0" + hashlib.blake2b(data, digest_size=16).digest())
+    for relative, text in sorted(project_texts.items()):
+        digest.update(relative.encode() + b"\0" + text.encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def _finding_to_json(finding: Finding) -> dict:
+    data = finding.to_dict()
+    data["hint"] = finding.hint
+    data["fix"] = None
+    if finding.fix is not None:
+        data["fix"] = {
+            "description": finding.fix.description,
+            "safe": finding.fix.safe,
+            "summary": finding.fix.summary,
+            "edits": [[e.span.line, e.span.column, e.span.end_line, e.span.end_column, e.replacement] for e in finding.fix.edits],
+        }
+    return data
+
+
+def _finding_from_json(data: dict) -> Finding:
+    fix = None
+    if data["fix"] is not None:
+        f = data["fix"]
+        fix = Fix(f["description"], f["safe"], tuple(Edit(Span(*e[:4]), e[4]) for e in f["edits"]), f["summary"])
+    return Finding(
+        path=data["path"], line=data["line"], column=data["column"], code=data["code"], name=data["name"],
+        severity=Severity(data["severity"]), message=data["message"], end_line=data["end_line"],
+        end_column=data["end_column"], hint=data["hint"], fix=fix,
+    )
+
+
+def _result_path(root: Path, fingerprint: str) -> Path:
+    return root / CACHE_DIR / f"result-{fingerprint}.json"
+
+
+def _load_result(root: Path, fingerprint: str, key: str):
+    try:
+        data = json.loads(_result_path(root, fingerprint).read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        return [_finding_from_json(f) for f in data["findings"]], [FileError(**e) for e in data["errors"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: decide again (and rewrite it)
+
+
+def _save_result(root: Path, fingerprint: str, key: str, findings: list, errors: list) -> None:
+    target = _result_path(root, fingerprint)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        ignore = target.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# Created by otel-sqla-doctor\n*\n", encoding="utf-8")
+        payload = {"key": key, "findings": [_finding_to_json(f) for f in findings], "errors": [e.to_dict() for e in errors]}
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(payload))
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def _imported_modules(outcomes: dict[str, dict]) -> set[str]:
+    names: set[str] = set()
+    for outcome in outcomes.values():
+        for site in (outcome.get("facts") or {}).get("imports", ()):
+            module = site["module"]
+            names.add(module)
+            names.update(f"{module}.{name}" for name in site["names"] if name != "*")
+    return names
+
+
+def _module_names(relative: str) -> set[str]:
+    """Every dotted suffix of a file's module path (`src/app/db.py`: app.db, db, src.app.db)."""
+    parts = relative[:-3].split("/") if relative.endswith(".py") else relative.split("/")
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return {".".join(parts[i:]) for i in range(len(parts)) if parts[i:]}
+
+
+_STACK_REF = re.compile(r'"ref", "(?:sqlalchemy|sqlmodel|opentelemetry|asyncpg|aiosqlite|aiomysql|asyncmy)\b')
+
+
+def _exports_stack_values(facts: dict) -> bool:
+    """The module defines something built from the stack (an engine, a session factory, a
+    dependency yielding a session, an instrumentor): only its importers need indexing."""
+    if any(call.get("line") for call in facts.get("calls", ())):
+        return True
+    if _STACK_REF.search(json.dumps(facts.get("symbols", {}))):
+        return True
+    for function in facts.get("functions", {}).values():
+        if _STACK_REF.search(json.dumps([function.get("returns"), function.get("yields")])):
+            return True
+    return False
+
+
+def _importer_pattern(outcomes: dict[str, dict]) -> Optional["re.Pattern[bytes]"]:
+    tails: set[str] = set()
+    for outcome in outcomes.values():
+        facts = outcome.get("facts")
+        if not facts or not _exports_stack_values(facts):
+            continue
+        module = facts["module"]
+        tails.add(module.rsplit(".", 1)[-1])
+    tails.discard("__init__")
+    if not tails:
+        return None
+    names = b"|".join(re.escape(t.encode()) for t in sorted(tails))
+    return re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]*\b(?:" + names + rb")\b|from[ \t]+[\w.]+[ \t]+import[^\n]*\b(?:" + names + rb")\b|import[ \t]+[^\n]*\b(?:" + names + rb")\b)", re.M)
+
+
+# -- cache ---------------------------------------------------------------------------------------
+class _Cache:
+    """Per-file outcomes keyed by content hash, in one JSON file under the project root.
+
+    Written atomically (temporary file + rename), so two scans at once never leave a torn file; a
+    corrupt or foreign cache is discarded with a notice, never fatal.
+    """
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.directory = root / CACHE_DIR
+        self.path = self.directory / f"scan-{fingerprint}.json"
+        self.entries: dict[str, list] = {}
+        self.dirty = False
+        self.notice: Optional[str] = None
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("files"), dict):
+                    raise ValueError("unknown format")
+                self.entries = data["files"]
+            except (OSError, ValueError) as exc:
+                self.notice = f"discarded an unreadable cache ({self.path.name}: {_one_line(exc)})"
+                print(f"doctor: notice: {self.notice}", file=sys.stderr)
+                self.entries = {}
+                self.dirty = True
+
+    def get(self, relative: str, key: str) -> Optional[dict]:
+        entry = self.entries.get(relative)
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == key and isinstance(entry[1], dict):
+            return entry[1]
+        return None
+
+    def put(self, relative: str, key: str, outcome: dict) -> None:
+        self.entries[relative] = [key, outcome]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.directory.mkdir(exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# Created by otel-sqla-doctor\n*\n", encoding="utf-8")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                # json.dumps runs the C encoder; json.dump to a file falls back to pure Python.
+                handle.write(json.dumps({"format": CACHE_FORMAT, "version": __version__, "files": self.entries}, separators=(",", ":")))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only checkout still scans; it just does not cache

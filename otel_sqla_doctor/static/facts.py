@@ -1,0 +1,96 @@
+"""What one module contributes to the project index, as cacheable plain data.
+
+The indexer (`indexer.py`) fills a `ModuleFacts` during the same walk in which the rules run.
+Everything here is JSON-serialisable, so a file whose content has not changed is never parsed
+again: its facts and findings come from the cache, and the project index is rebuilt from facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from otel_sqla_doctor.static.summary import Summary, from_json
+
+
+@dataclass
+class CallSite:
+    """A call whose callee we could name (directly or through a known object)."""
+
+    callee: str  # canonical qualified name, or "" when the callee is not a global (see `summary`)
+    summary: Summary  # ("call", callee_summary, args, kwargs)
+    scope: str  # "" at module level, else the qualified name of the enclosing function
+    order: int  # position in the walk: statement order within the module
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+    main_guard: bool = False  # inside `if __name__ == "__main__":`
+    arg_calls: tuple = ()  # callees of calls passed as arguments, e.g. asyncio.run(main())
+    text: str = ""  # the call's source, shortened, for messages
+    star_args: bool = False  # the call passes *args or **kwargs (its arguments are not all known)
+    # Enclosing alternatives, as "path:n:k" labels (statement n, branch k: if-body 0 / else 1,
+    # try-body 0 / except 1). Two calls with the same "path:n" and different k never both run.
+    branches: tuple = ()
+    guards: tuple = ()  # names read by the tests of the enclosing `if`s (e.g. is_instrumented_by_opentelemetry)
+
+
+@dataclass
+class ImportSite:
+    module: str  # absolute module imported (for `from m import x`: m; the index also tries m.x)
+    names: tuple  # names imported with `from`, or () for `import m`
+    scope: str
+    order: int
+    line: int = 0
+    main_guard: bool = False
+    guarded_by: tuple = ()  # exception names of an enclosing `try`, e.g. ("ImportError",)
+    fallback_disables: bool = False  # the except branch sets something to None/False or passes
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+    in_handler: bool = False  # inside an `except` block: a fallback import
+    type_checking: bool = False  # inside `if TYPE_CHECKING:`: never runs
+
+
+@dataclass
+class FunctionFacts:
+    qualname: str
+    is_async: bool
+    line: int
+    returns: tuple = ()  # summaries of returned values
+    yields: tuple = ()  # summaries of yielded values
+    decorators: tuple = ()  # summaries of decorators
+    calls: tuple = ()  # (order, canonical qualified name) of every call of a global, in order
+    depends: tuple = ()  # summaries of the callees of its `Depends(...)` parameters (FastAPI runs them per request)
+
+
+@dataclass
+class ModuleFacts:
+    path: str
+    module: str
+    is_package: bool
+    symbols: dict = field(default_factory=dict)  # name (or "Class.attr") -> Summary
+    symbol_lines: dict = field(default_factory=dict)  # name -> line, for engines and friends
+    functions: dict = field(default_factory=dict)  # qualname -> FunctionFacts
+    calls: list = field(default_factory=list)  # CallSite
+    imports: list = field(default_factory=list)  # ImportSite
+    has_async_def: bool = False
+    mentions: tuple = ()  # notable words found in the raw bytes (see indexer.MENTION_WORDS)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModuleFacts":
+        data = dict(data)
+        data["symbols"] = {k: from_json(v) for k, v in data["symbols"].items()}
+        data["functions"] = {
+            k: FunctionFacts(**{kk: from_json(vv) for kk, vv in v.items()}) for k, v in data["functions"].items()
+        }
+        data["calls"] = [CallSite(**{k: from_json(v) for k, v in c.items()}) for c in data["calls"]]
+        data["imports"] = [ImportSite(**{k: from_json(v) for k, v in i.items()}) for i in data["imports"]]
+        data["mentions"] = tuple(data.get("mentions", ()))
+        return cls(**data)
+
+    def function(self, qualname: str) -> Optional[FunctionFacts]:
+        return self.functions.get(qualname)

@@ -1,0 +1,169 @@
+"""Small recognisers shared by rules: "is this call `SQLAlchemyInstrumentor().instrument(...)`?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import libcst as cst
+
+from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR
+from otel_sqla_doctor.static.rule import Requirement, qualname_in
+from otel_sqla_doctor.static.summary import Summary
+
+
+def keyword(call: cst.Call, name: str) -> Optional[cst.Arg]:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+@dataclass
+class MethodCall:
+    """`<receiver>.<method>(...)`, with the receiver summarised."""
+
+    node: cst.Call
+    method: str
+    receiver: Optional[Summary]
+
+
+def method_call(ctx, node: cst.Call, *methods: str) -> Optional[MethodCall]:
+    func = node.func
+    if isinstance(func, cst.Attribute) and func.attr.value in methods:
+        return MethodCall(node, func.attr.value, ctx.summarize(func.value))
+    return None
+
+
+def instrumentor_requirement(receiver: Optional[Summary], class_name: str = SQLALCHEMY_INSTRUMENTOR) -> Optional[Requirement]:
+    """The receiver is an instance of `class_name` (`X()` or a name bound to `X()`), or the class itself."""
+    if receiver and receiver[0] == "call":
+        return qualname_in(receiver[1], class_name)
+    return None
+
+
+def is_instance_of(ctx, receiver: Optional[Summary], qualname: str) -> bool:
+    """Decided within the file: `X().m()` or `x = X(); x.m()` where X is imported from its package."""
+    from otel_sqla_doctor.static.known import canonical
+
+    return bool(receiver and receiver[0] == "call" and receiver[1] and receiver[1][0] == "ref" and canonical(receiver[1][1]) == qualname)
+
+
+def is_test_path(path: str) -> bool:
+    """A test module (tests/, test_*.py, *_test.py, conftest.py): it runs under pytest, in its own
+    process, and sets up tracing its own way (in-memory exporters, a provider per test)."""
+    parts = path.replace("\\", "/").split("/")
+    name = parts[-1]
+    if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
+        return True
+    return any(part in ("tests", "test", "testing") for part in parts[:-1])
+
+
+@dataclass
+class CommenterSettings:
+    """What one `SQLAlchemyInstrumentor().instrument(...)` call asks of sqlcommenter.
+
+    Each flag is True/False when the project says so in literals or constants (settings defaults
+    included), and None when it cannot be told (an environment variable, a `**kwargs`).
+    """
+
+    enable_commenter: Optional[bool]
+    attribute_commenter: Optional[bool]
+    traceparent: Optional[bool]  # the comment carries `traceparent` (opentelemetry_values not False)
+
+
+def sqlalchemy_instrument_calls(index) -> Iterator[tuple[Any, Any, CommenterSettings]]:
+    """(module facts, call site, commenter settings) for every `SQLAlchemyInstrumentor().instrument()`."""
+    from otel_sqla_doctor.static.summary import kwarg
+
+    for facts, site in index.all_calls():
+        summary = site.summary
+        if not site.line or not summary or summary[0] != "call" or not summary[1]:
+            continue
+        callee = summary[1]
+        if callee[0] == "attr" and callee[2] == "instrument":
+            receiver = callee[1]
+        elif callee[0] == "ref" and callee[1].endswith(".instrument"):
+            receiver = ("ref", callee[1].rsplit(".", 1)[0])
+        else:
+            continue
+        if index.value(receiver) != ("result", SQLALCHEMY_INSTRUMENTOR):
+            continue
+        settings = CommenterSettings(
+            enable_commenter=_flag(index, kwarg(summary, "enable_commenter"), False),
+            attribute_commenter=_flag(index, kwarg(summary, "enable_attribute_commenter"), False),
+            traceparent=_traceparent(index, kwarg(summary, "commenter_options")),
+        )
+        yield facts, site, settings
+
+
+def _flag(index, summary: Optional[Summary], default: bool) -> Optional[bool]:
+    if summary is None:
+        return default
+    value = index.value(summary)
+    if value and value[0] == "lit" and isinstance(value[1], bool):
+        return value[1]
+    return None
+
+
+def _traceparent(index, options: Optional[Summary]) -> Optional[bool]:
+    """`commenter_options` leaves `opentelemetry_values` (the traceparent) on: the default."""
+    if options is None:
+        return True
+    value = index.value(options)
+    if value == ("lit", None):
+        return True
+    if not value or value[0] != "dict":
+        return None
+    for key, item in value[1]:
+        key_value = index.value(key)
+        if key_value == ("lit", "opentelemetry_values"):
+            flag = index.value(item)
+            if flag and flag[0] == "lit":
+                return bool(flag[1])
+            return None
+        if not key_value or key_value[0] != "lit":
+            return None  # a computed key: cannot tell
+    return True
+
+
+@dataclass(frozen=True)
+class InstrumentorCall:
+    """A recorded `<receiver>.instrument(...)` / `.uninstrument(...)` call site, resolved by the index."""
+
+    cls: str  # canonical qualified name of the instrumentor class
+    method: str
+    on_instance: bool  # `X().instrument()` / `x = X(); x.instrument()`; False for `X.instrument()`
+
+
+def instrumentor_call(index, site, methods: tuple = ("instrument", "uninstrument")) -> Optional[InstrumentorCall]:
+    """What a CallSite calls `instrument`/`uninstrument` on, through aliases and other modules."""
+    summary = site.summary
+    if not summary or summary[0] != "call" or not summary[1]:
+        return None
+    callee = summary[1]
+    if callee[0] == "attr" and callee[2] in methods:
+        receiver, method = callee[1], callee[2]
+    elif callee[0] == "ref" and "." in callee[1] and callee[1].rsplit(".", 1)[1] in methods:
+        receiver, method = ("ref", callee[1].rsplit(".", 1)[0]), callee[1].rsplit(".", 1)[1]
+    else:
+        return None
+    value = index.value(receiver)
+    if value and value[0] == "result":
+        return InstrumentorCall(value[1], method, True)
+    if value and value[0] == "q":
+        return InstrumentorCall(value[1], method, False)
+    return None
+
+
+def exclusive(branches_a: tuple, branches_b: tuple) -> bool:
+    """Two events in different branches of one if/else or try/except (see CallSite.branches)."""
+    taken = {}
+    for label in branches_a:
+        alternative, _, branch = label.rpartition(":")
+        taken[alternative] = branch
+    for label in branches_b:
+        alternative, _, branch = label.rpartition(":")
+        if alternative in taken and taken[alternative] != branch:
+            return True
+    return False

@@ -1,0 +1,531 @@
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
+from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrument import (
+    Creation,
+    creation_function,
+    engine_label,
+    instrument_call,
+    is_test_module,
+    launchers,
+    sets_up_tracing,
+    site_span,
+    startup_orders,
+)
+
+# Other libraries' ways to instrument SQLAlchemy engines (they call the instrumentor themselves).
+OTHER_INSTRUMENTATION_CALLS = frozenset({"logfire.instrument_sqlalchemy"})
+
+_MATCH, _OTHER, _UNKNOWN = "match", "other", "unknown"
+
+
+class AsyncEngineNeverInstrumented(Rule):
+    """
+    An `AsyncEngine` that no OpenTelemetry instrumentation reaches, in a project that uses OpenTelemetry.
+
+    ## What it does
+    Finds each `create_async_engine(...)` (at module level, in a factory or in a startup hook) and
+    checks, over a simulated start of each entry module, that something instruments it:
+    - a `SQLAlchemyInstrumentor().instrument(...)` call that runs before the engine is created
+      (any form: every call replaces `create_async_engine`) and before the `from ... import
+      create_async_engine` it is created through; or
+    - an `instrument(engine=X.sync_engine)` / `instrument(engines=[..., X.sync_engine])` naming it; or
+    - an `opentelemetry-instrument` launcher in the repository's Dockerfile, Procfile, compose
+      files, shell scripts, Makefile or pyproject.toml.
+    It reports the engine's creation when none does.
+
+    The rule is silent in projects that do not set OpenTelemetry up themselves: no import of the
+    SDK, an exporter, an instrumentor or a distro (`opentelemetry.sdk`, `opentelemetry.exporter`,
+    `opentelemetry.instrumentation`, `azure.monitor.opentelemetry`, `logfire`). Not tracing is a
+    choice, not a bug, and code that only uses the API (`trace.get_tracer`) is configured by its
+    deployment. It also stays silent when a start that creates the engine sets nothing up (a CLI,
+    a migration script), for engines created in tests, and when `logfire.instrument_sqlalchemy`
+    is called anywhere. An engine that a global `instrument()` misses because it runs too late is
+    reported once, by OSD102, not again here.
+
+    ## Why is this bad?
+    The service exports spans (HTTP requests, custom spans), so tracing looks complete, but every
+    query through this engine is invisible: not even the `connect` span appears unless some
+    instrument() call ran. Slow queries, N+1 patterns and database errors never reach the traces.
+    Giving `instrument()` another engine does not help: its `engine=`/`engines=` arguments only
+    add tracers to the engines named, and engines created before the call are left alone.
+
+    ## Example
+    ```python
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    primary = create_async_engine(PRIMARY_URL)
+    replica = create_async_engine(REPLICA_URL)  # never instrumented
+    SQLAlchemyInstrumentor().instrument(engine=primary.sync_engine)
+    ```
+
+    ## Use instead
+    ```python
+    SQLAlchemyInstrumentor().instrument(engines=[primary.sync_engine, replica.sync_engine])
+    ```
+
+    ## Known problems
+    When an `instrument(engine=...)` argument cannot be followed (a function parameter, an
+    attribute such as `app.state.engine`), the rule assumes it may be any engine and reports
+    nothing. Two engines created by identical calls (same arguments) are not told apart.
+    Instrumentation done outside the repository (the OpenTelemetry Operator injecting
+    auto-instrumentation into a Kubernetes pod, a base image's entrypoint) is not seen: add a
+    suppression comment (`# doctor: ignore[OSD104]`) or disable the rule. An instrument() call
+    in another entry module (gunicorn.conf.py, a sitecustomize) counts as possibly reaching
+    every engine, since the two starts cannot be ordered.
+
+    ## References
+    - ground truth rows 2 (per-engine instrument of `sync_engine` works) and 12 (engines= for several)
+    - open-telemetry/opentelemetry-python-contrib#1648, #1103
+    """
+
+    CODE = "OSD104"
+    NAME = "async-engine-never-instrumented"
+    FAMILY = "wiring"
+    SEVERITY = Severity.WARNING
+    MESSAGE = (
+        "AsyncEngine is never instrumented: no SQLAlchemyInstrumentor().instrument() runs before it is "
+        "created, none names its `sync_engine`, and no `opentelemetry-instrument` launcher starts the "
+        "service, so its queries produce no spans"
+    )
+    HINT = (
+        "instrument it after it is created, in one call for all engines: "
+        "`SQLAlchemyInstrumentor().instrument(engines=[engine.sync_engine, ...])`"
+    )
+    PREFILTER = ()
+    FIX = None
+
+    @classmethod
+    def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
+        if launchers(index) or not sets_up_tracing(index) or _other_instrumentation(index):
+            return []
+        orders = startup_orders(index)
+        explicit_targets: list = []  # engine= / engines= summaries anywhere in the project
+        instrument_sites: list = []
+        for facts, site in index.all_calls():
+            call = instrument_call(index, site)
+            if call is None:
+                continue
+            instrument_sites.append((facts, site))
+            explicit_targets.extend(call[1])
+        # Creations, with the starts (timelines) they run in.
+        runs: dict[int, list] = {}
+        creations: dict[int, Creation] = {}
+        for order in orders:
+            for creation in order.creations:
+                if creation.kind == "async_engine" and not is_test_module(creation.facts):
+                    runs.setdefault(id(creation.site), []).append((order, creation))
+                    creations.setdefault(id(creation.site), creation)
+        reports = []
+        for key, creation in creations.items():
+            if _named_by_instrument(index, creation, explicit_targets):
+                continue
+            occurrences = runs[key]
+            traced_starts = [(o, c) for o, c in occurrences if o.tracing_set_up]
+            if not traced_starts:
+                continue  # only started by processes that do not use OpenTelemetry
+            seen_sites = {id(i.site) for o, _ in occurrences for i in o.instruments}
+            if any(id(site) not in seen_sites and not is_test_module(facts) for facts, site in instrument_sites):
+                continue  # an instrument() in another start (gunicorn.conf.py, ...): no known order
+            if any(_reached(order, c) for order, c in traced_starts):
+                continue
+            line, column, end_line, end_column = site_span(creation.site)
+            others = [i for o, _ in traced_starts for i in o.instruments]
+            why = (
+                "; the SQLAlchemyInstrumentor().instrument() call at "
+                f"{others[0].facts.path}:{others[0].site.line} instruments other engines only"
+                if others
+                else ""
+            )
+            reports.append(
+                ProjectReport(
+                    path=creation.facts.path,
+                    line=line,
+                    column=column,
+                    end_line=end_line,
+                    end_column=end_column,
+                    message=(
+                        f"AsyncEngine {engine_label(creation)} is never instrumented: no SQLAlchemyInstrumentor()."
+                        "instrument() runs before it is created, none names its `sync_engine`, and no "
+                        f"`opentelemetry-instrument` launcher starts the service{why}. Its queries produce no spans"
+                    ),
+                )
+            )
+        return sorted(reports, key=lambda r: (r.path, r.line, r.column))
+
+    VALID = [
+        Valid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+            """,
+            note="no OpenTelemetry anywhere: the project does not trace, not our business",
+        ),
+        Valid(
+            """
+            from opentelemetry import trace
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            tracer = trace.get_tracer(__name__)
+
+            async def main(url: str) -> None:
+                engine = create_async_engine(url)
+                with tracer.start_as_current_span("job"):
+                    async with engine.connect():
+                        pass
+            """,
+            note="the API only: tracing (and instrumentation) is configured by the deployment",
+        ),
+        Valid(
+            """
+            import logfire
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            logfire.configure()
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+            logfire.instrument_sqlalchemy(engine=engine)
+            """,
+            note="Logfire instruments the engine (it calls the instrumentor itself)",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    primary = create_async_engine("postgresql+asyncpg://app@db/app")
+                    replica = create_async_engine("postgresql+asyncpg://app@replica/app", pool_size=2)
+                """,
+                "app/telemetry.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from app.db import primary, replica
+
+                    def setup() -> None:
+                        SQLAlchemyInstrumentor().instrument(engines=[primary.sync_engine, replica.sync_engine])
+                """,
+                "app/main.py": """
+                    from app.telemetry import setup
+
+                    setup()
+                """,
+            },
+            note="both engines named, across modules",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/main.py": """
+                    from contextlib import asynccontextmanager
+
+                    from fastapi import FastAPI
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    @asynccontextmanager
+                    async def lifespan(app: FastAPI):
+                        engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+                        app.state.engine = engine
+                        yield
+                        await engine.dispose()
+
+                    app = FastAPI(lifespan=lifespan)
+                """,
+            },
+            note="created and instrumented in the lifespan",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+                "app/main.py": """
+                    from fastapi import FastAPI
+                    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+                    from app.db import engine
+
+                    app = FastAPI()
+                    FastAPIInstrumentor.instrument_app(app)
+                """,
+                "Procfile": "web: opentelemetry-instrument uvicorn app.main:app --host 0.0.0.0\n",
+            },
+            note="started under opentelemetry-instrument (OSD106 covers its own catch)",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    import sqlalchemy.ext.asyncio as sa_async
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    other = sa_async.create_async_engine("sqlite+aiosqlite:///jobs.db")
+                    SQLAlchemyInstrumentor().instrument(engine=other.sync_engine)
+                    engine = sa_async.create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+            },
+            note="created after an instrument() call: the wrapped create_async_engine gives it a tracer",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+                "app/telemetry.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    def instrument_database(engine) -> None:
+                        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+                """,
+                "app/main.py": """
+                    from app.db import engine
+                    from app.telemetry import instrument_database
+
+                    instrument_database(engine)
+                """,
+            },
+            note="a helper that takes the engine as a parameter: cannot tell which engine, so assume it",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+                "app/main.py": """
+                    from opentelemetry import trace
+                    from app.db import engine
+
+                    tracer = trace.get_tracer(__name__)
+                """,
+                "scripts/migrate.py": """
+                    import asyncio
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    async def main() -> None:
+                        engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                        await engine.dispose()
+
+                    asyncio.run(main())
+                """,
+                "gunicorn.conf.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    def post_fork(server, worker):
+                        SQLAlchemyInstrumentor().instrument()
+                """,
+            },
+            note="instrumented from gunicorn's post_fork hook (another start); the script does not trace",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+                "app/main.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from app.db import engine
+
+                    SQLAlchemyInstrumentor().instrument()
+                """,
+            },
+            note="a global instrument() that runs too late is OSD102's finding, not reported twice",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")  # ERROR
+                """,
+                "app/main.py": """
+                    from fastapi import FastAPI
+                    from opentelemetry import trace
+                    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+                    from opentelemetry.sdk.trace import TracerProvider
+
+                    from app.db import engine
+
+                    trace.set_tracer_provider(TracerProvider())
+                    app = FastAPI()
+                    FastAPIInstrumentor.instrument_app(app)
+                """,
+            },
+            note="HTTP traced, the database never instrumented",
+        ),
+        Invalid(
+            """
+            import sqlalchemy.ext.asyncio as sa_async
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor as SAI
+
+            primary = sa_async.create_async_engine("postgresql+asyncpg://app@db/app")
+            replica = sa_async.create_async_engine("postgresql+asyncpg://app@replica/app")  # ERROR
+            SAI().instrument(engine=primary.sync_engine)
+            """,
+            note="aliases; the instrumentor is given another engine",
+        ),
+        Invalid(
+            {
+                "svc/__init__.py": "",
+                "svc/engines.py": """
+                    from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+                    def analytics_engine(url: str) -> AsyncEngine:
+                        return create_async_engine(url, pool_size=2)  # ERROR
+
+                    main_engine = create_async_engine("postgresql+asyncpg://svc@db/svc")
+                    reporting = analytics_engine("postgresql+asyncpg://svc@olap/svc")
+                """,
+                "svc/otel.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from svc.engines import main_engine
+
+                    SQLAlchemyInstrumentor().instrument(engines=[main_engine.sync_engine])
+                """,
+                "svc/app.py": """
+                    from svc import otel
+                    from svc.engines import reporting
+                """,
+            },
+            note="across modules: the engine from a factory is missed by engines=[...]",
+        ),
+        Invalid(
+            {
+                "worker/__init__.py": "",
+                "worker/tracing.py": """
+                    from opentelemetry import trace
+                    from opentelemetry.sdk.trace import TracerProvider
+
+                    def configure() -> None:
+                        trace.set_tracer_provider(TracerProvider())
+                """,
+                "worker/main.py": """
+                    import asyncio
+
+                    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+                    from worker.tracing import configure
+
+                    async def main() -> None:
+                        configure()
+                        engine = create_async_engine("postgresql+asyncpg://w@db/w")  # ERROR
+                        Session = async_sessionmaker(engine)
+                        async with Session() as session:
+                            ...
+
+                    if __name__ == "__main__":
+                        asyncio.run(main())
+                """,
+            },
+            note="an engine created in a function of a worker that sets up tracing",
+        ),
+    ]
+
+
+def _other_instrumentation(index) -> bool:
+    for facts in index.modules:
+        if any(site.callee in OTHER_INSTRUMENTATION_CALLS for site in facts.calls):
+            return True
+        for function in facts.functions.values():
+            if any(callee in OTHER_INSTRUMENTATION_CALLS for _, callee in function.calls):
+                return True
+    return False
+
+
+def _named_by_instrument(index, creation: Creation, targets: list) -> bool:
+    """An engine=/engines= argument names this engine, or may (when it cannot be followed)."""
+    return any(_target_matches(index, creation, t) != _OTHER for t in targets)
+
+
+def _target_matches(index, creation: Creation, target) -> str:
+    named: Optional[tuple] = None
+    summary = target
+    for _ in range(16):
+        if summary is None:
+            return _UNKNOWN
+        tag = summary[0]
+        if tag == "attr" and summary[2] == "sync_engine":
+            summary = summary[1]
+            continue
+        if tag == "ref":
+            qualname = summary[1]
+            if qualname.endswith(".sync_engine"):
+                qualname = qualname[: -len(".sync_engine")]
+            split = index._split(qualname)
+            if split is None or not split[1]:
+                return _UNKNOWN
+            facts, rest = split
+            symbol = facts.symbols.get(rest)
+            if symbol is None:
+                return _UNKNOWN
+            named = (facts, rest)
+            summary = symbol
+            continue
+        if tag == "call":
+            return _call_matches(index, creation, summary, named)
+        return _UNKNOWN
+    return _UNKNOWN
+
+
+def _call_matches(index, creation: Creation, call, named) -> str:
+    site = creation.site
+    if call == site.summary:
+        if named is not None:
+            facts, name = named
+            lines = facts.symbol_lines.get(name)
+            if facts is creation.facts and lines and not site.scope and lines[0] != site.line:
+                return _OTHER  # same arguments, another assignment
+        return _MATCH
+    callee = index.qualname_of(call[1]) if call[1] else None
+    if callee and index.function(callee) is not None:
+        # A factory: does it (or what it calls) contain this creation?
+        return _MATCH if site.scope and site.scope in _reachable_functions(index, index.function(callee)[1].qualname) else _OTHER
+    from otel_sqla_doctor.static.facts import CallSite
+
+    probe = CallSite(callee=callee or "", summary=call, scope="", order=0)
+    if creation_function(index, probe) is not None:
+        return _OTHER  # another create_async_engine(...) call
+    return _UNKNOWN
+
+
+def _reachable_functions(index, qualname: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [qualname]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        hit = index.functions.get(current)
+        if hit is None:
+            continue
+        for _, callee in hit[1].calls:
+            found = index.function(callee)
+            if found is not None:
+                stack.append(found[1].qualname)
+    return seen
+
+
+def _reached(order, creation: Creation) -> bool:
+    """Some instrument() in this start may reach the engine (or OSD102 reports why not)."""
+    if any(i.is_global for i in order.instruments):
+        return True  # reached, or missed for a reason OSD102 reports at that call
+    return order.possibly_wrapped(creation)

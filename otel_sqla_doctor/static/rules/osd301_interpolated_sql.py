@@ -1,0 +1,1062 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.context import Scope, _all_params, _collect_bindings, dotted_name
+from otel_sqla_doctor.static.known import DRIVER_CONNECTION_KINDS
+from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, check, kind_in, qualname_in
+
+SQLALCHEMY_TEXT = "sqlalchemy.text"
+# Receivers whose execute()/scalar()/scalars() take SQL (a plain string on SQLAlchemy < 2.0).
+SQLALCHEMY_KINDS = (
+    "sync_session",
+    "async_session",
+    "sync_connection",
+    "async_connection",
+    "sync_engine",
+    "async_engine",
+    "sync_scoped_session",
+)
+DRIVER_KINDS = tuple(sorted(DRIVER_CONNECTION_KINDS))
+SQLALCHEMY_METHODS = frozenset({"execute", "scalar", "scalars"})
+DRIVER_METHODS = frozenset({"fetch", "fetchrow", "fetchval", "execute", "executemany"})
+SQL_KEYWORDS = ("text", "statement", "query", "sql")
+_THIS = "otel_sqla_doctor.static.rules.osd301_interpolated_sql"
+
+
+@dataclass
+class Interpolation:
+    """A string built from pieces, as found at (or behind) a SQL sink."""
+
+    how: str  # "an f-string" | "%-formatting" | "str.format()" | "concatenation" | "a helper"
+    dynamic: list[str] = field(default_factory=list)  # placeholders whose value varies per call
+    constant: list[str] = field(default_factory=list)  # constants, literal collections, allow-lists
+    via: str = ""  # the local name or helper the string came through
+    node: Optional[cst.CSTNode] = None  # the formatting expression itself (for the fix)
+    requires: tuple = ()  # for helpers in other modules, decided by the project index
+
+
+class _Env:
+    """Where names are looked up: the enclosing function scopes (innermost last)."""
+
+    def __init__(self, scopes: list[Scope], module_scope: Scope) -> None:
+        self.scopes = scopes
+        self.module_scope = module_scope
+
+    def binding(self, name: str) -> Optional[tuple[Scope, list]]:
+        for scope in reversed(self.scopes):
+            if name in scope.global_names:
+                return None
+            if name in scope.bindings:
+                return scope, scope.bindings[name]
+        return None
+
+
+_WALK_STOP = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node of a function body, without entering nested functions, classes or lambdas."""
+    stack = list(reversed(node.body.body)) if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock) else [node]
+    while stack:
+        item = stack.pop()
+        yield item
+        if isinstance(item, _WALK_STOP):
+            continue
+        stack.extend(reversed(item.children))
+
+
+@dataclass
+class _FunctionNotes:
+    """What a function body says about its names beyond plain assignments."""
+
+    augmented: dict[str, list] = field(default_factory=dict)  # name -> values of `name += value`
+    loops: dict[str, list] = field(default_factory=dict)  # name -> iterables of `for name in ...`
+    guarded: dict[str, list] = field(default_factory=dict)  # name -> collections it was checked against
+
+
+def _notes(function: cst.FunctionDef) -> _FunctionNotes:
+    notes = _FunctionNotes()
+    for node in _walk(function):
+        if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign) and isinstance(node.target, cst.Name):
+            notes.augmented.setdefault(node.target.value, []).append(node.value)
+        elif isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.target, cst.Name):
+            notes.loops.setdefault(node.target.value, []).append(node.iter)
+        elif isinstance(node, cst.If):
+            _guard(notes, node.test, node.body, negative_exits=True)
+        elif isinstance(node, cst.Assert):
+            _guard(notes, node.test, None, negative_exits=False)
+    return notes
+
+
+def _guard(notes: _FunctionNotes, test: cst.BaseExpression, body, negative_exits: bool) -> None:
+    """`if x not in ALLOWED: raise ...`, `if x in ALLOWED: ...`, `assert x in ALLOWED`."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1):
+        return
+    subject = test.left
+    while isinstance(subject, cst.Call) and isinstance(subject.func, cst.Attribute) and subject.func.attr.value in ("lower", "upper", "strip"):
+        subject = subject.func.value
+    if not isinstance(subject, cst.Name):
+        return
+    target = test.comparisons[0]
+    if isinstance(target.operator, cst.In):
+        notes.guarded.setdefault(subject.value, []).append(target.comparator)
+    elif isinstance(target.operator, cst.NotIn) and negative_exits and body is not None:
+        exits = any(isinstance(n, (cst.Raise, cst.Return, cst.Continue, cst.Break)) for n in _walk(body))
+        if exits:
+            notes.guarded.setdefault(subject.value, []).append(target.comparator)
+
+
+class _Analyzer:
+    """Decides whether an expression is SQL built from values that vary per call."""
+
+    def __init__(self, ctx, env: _Env, depth: int = 0) -> None:
+        self.ctx = ctx
+        self.env = env
+        self.depth = depth
+        self._notes: dict[int, _FunctionNotes] = {}
+        self._active: set[int] = set()
+        self._comprehension_names: set[str] = set()
+
+    def notes(self, scope: Scope) -> _FunctionNotes:
+        key = id(scope.node)
+        if key not in self._notes:
+            self._notes[key] = _notes(scope.node) if isinstance(scope.node, cst.FunctionDef) else _FunctionNotes()
+        return self._notes[key]
+
+    # -- finding the string building behind a sink argument ----------------------------------------
+    def interpolation(self, node: cst.BaseExpression) -> Optional[Interpolation]:
+        if id(node) in self._active or len(self._active) > 30:
+            return None
+        self._active.add(id(node))
+        try:
+            return self._interpolation(node)
+        finally:
+            self._active.discard(id(node))
+
+    def _interpolation(self, node: cst.BaseExpression) -> Optional[Interpolation]:
+        if isinstance(node, cst.FormattedString):
+            found = Interpolation("an f-string", node=node)
+            expressions = [p for p in node.parts if isinstance(p, cst.FormattedStringExpression)]
+            if not expressions:
+                return None
+            for part in expressions:
+                self._classify(part.expression, found)
+            return found
+        if isinstance(node, cst.ConcatenatedString):
+            parts = _flatten_concatenated(node)
+            if not any(isinstance(p, cst.FormattedString) for p in parts):
+                return None
+            found = Interpolation("an f-string")
+            for part in parts:
+                if isinstance(part, cst.FormattedString):
+                    self._merge(found, self._interpolation(part))
+            return found if (found.dynamic or found.constant) else None
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+            if not self._is_string(node.left):
+                return None
+            found = Interpolation("%-formatting")
+            right = node.right
+            if isinstance(right, cst.Tuple):
+                values = [e.value for e in right.elements]
+            elif isinstance(right, cst.Dict):
+                values = [e.value for e in right.elements if isinstance(e, cst.DictElement)]
+            else:
+                values = [right]
+            for value in values:
+                self._classify(value, found)
+            return found
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            operands = _flatten_add(node)
+            if not any(self._is_string(o) for o in operands):
+                return None
+            found = Interpolation("concatenation")
+            for operand in operands:
+                if self._is_plain_string(operand):
+                    continue
+                inner = self.interpolation(operand)
+                if inner is not None:
+                    self._merge(found, inner)
+                else:
+                    self._classify(operand, found)
+            return found if (found.dynamic or found.constant) else None
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "format":
+            if not self._is_string(node.func.value) or not node.args:
+                return None
+            found = Interpolation("str.format()")
+            for arg in node.args:
+                if arg.star:
+                    found.dynamic.append(_code(self.ctx, arg.value))
+                else:
+                    self._classify(arg.value, found)
+            return found
+        if isinstance(node, cst.Name):
+            return self._through_name(node)
+        if isinstance(node, cst.Call):
+            return self._through_helper(node)
+        return None
+
+    def _through_name(self, node: cst.Name) -> Optional[Interpolation]:
+        hit = self.env.binding(node.value)
+        if hit is None:
+            return None  # a module-level name: built once at import, constant per process
+        scope, bindings = hit
+        found: Optional[Interpolation] = None
+        values = [payload for kind, payload in bindings if kind == "value"]
+        values += self.notes(scope).augmented.get(node.value, [])
+        for value in values:
+            inner = self.interpolation(value)
+            if inner is None:
+                continue
+            if found is None:
+                found = inner
+                found.via = node.value
+                found.node = None if len(values) > 1 else found.node
+            else:
+                self._merge(found, inner)
+                found.node = None
+        return found
+
+    def _through_helper(self, node: cst.Call) -> Optional[Interpolation]:
+        callee = self.ctx.summarize(node.func)
+        if not callee or callee[0] != "ref":
+            return None
+        qualname = callee[1]
+        prefix = f"{self.ctx.module}."
+        if qualname.startswith(prefix) and "." not in qualname[len(prefix):]:
+            function = self._module_function(qualname[len(prefix):])
+            if function is None or self.depth > 2:
+                return None
+            scope = Scope("function", function.name.value, qualname, function, is_async=function.asynchronous is not None)
+            for param in _all_params(function.params):
+                scope.bindings.setdefault(param.name.value, []).append(("param", param))
+            _collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
+            helper = _Analyzer(self.ctx, _Env([scope], self.env.module_scope), self.depth + 1)
+            found = None
+            for returned in _returns(function):
+                inner = helper.interpolation(returned)
+                if inner is None:
+                    continue
+                if found is None:
+                    found = inner
+                else:
+                    helper._merge(found, inner)
+            if found is not None:
+                found.how, found.via, found.node = "a helper that formats SQL", function.name.value + "()", None
+            return found
+        if qualname.split(".", 1)[0] in ("sqlalchemy", "sqlmodel", "builtins", "os", "typing", "asyncpg", "aiosqlite"):
+            return None
+        # Maybe a helper in another module of the project: the index decides.
+        summary = self.ctx.summarize(node)
+        name = qualname.rsplit(".", 1)[-1]
+        return Interpolation(
+            "a helper that formats SQL", dynamic=["its arguments"], via=f"{name}()", requires=(check(summary, f"{_THIS}:returns_interpolated"),)
+        )
+
+    def _module_function(self, name: str) -> Optional[cst.FunctionDef]:
+        for stmt in self.ctx.module_node.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                return stmt
+        return None
+
+    @staticmethod
+    def _merge(found: Interpolation, other: Optional[Interpolation]) -> None:
+        if other is None:
+            return
+        found.dynamic.extend(other.dynamic)
+        found.constant.extend(other.constant)
+        found.requires += other.requires
+
+    # -- strings ---------------------------------------------------------------------------------
+    def _is_plain_string(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.SimpleString):
+            return True
+        if isinstance(node, cst.ConcatenatedString):
+            return all(isinstance(p, cst.SimpleString) for p in _flatten_concatenated(node))
+        return False
+
+    def _is_string(self, node: cst.BaseExpression) -> bool:
+        """A string literal, an f-string, or a local name bound to one."""
+        if isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
+            return True
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Modulo)):
+            return self._is_string(node.left)
+        if isinstance(node, cst.Name):
+            summary = self.ctx.summarize(node)
+            return bool(summary and summary[0] in ("lit", "fstr") and (summary[0] == "fstr" or isinstance(summary[1], str)))
+        return False
+
+    # -- placeholders ----------------------------------------------------------------------------
+    def _classify(self, expr: cst.BaseExpression, found: Interpolation) -> None:
+        text = _code(self.ctx, expr)
+        (found.constant if self.is_constant(expr) else found.dynamic).append(text)
+
+    def is_constant(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """Literals, module-level names, literal collections and allow-listed names: fixed per process."""
+        if depth > 12:
+            return False
+        if isinstance(expr, (cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary)):
+            return True
+        if isinstance(expr, cst.ConcatenatedString):
+            return all(self.is_constant(p, depth + 1) for p in _flatten_concatenated(expr))
+        if isinstance(expr, cst.FormattedString):
+            return all(
+                self.is_constant(p.expression, depth + 1) for p in expr.parts if isinstance(p, cst.FormattedStringExpression)
+            )
+        if isinstance(expr, cst.Name):
+            return self._constant_name(expr.value, depth)
+        if isinstance(expr, cst.Attribute):
+            if expr.attr.value in ("__tablename__", "__table__", "name", "fullname") and _model_like(expr):
+                return True
+            root = expr
+            while isinstance(root, cst.Attribute):
+                root = root.value
+            return isinstance(root, cst.Name) and self.env.binding(root.value) is None
+        if isinstance(expr, cst.Subscript):
+            return self.is_literal_collection(expr.value, depth + 1)
+        if isinstance(expr, cst.IfExp):
+            return self.is_constant(expr.body, depth + 1) and self.is_constant(expr.orelse, depth + 1)
+        if isinstance(expr, (cst.BinaryOperation, cst.BooleanOperation)):
+            return self.is_constant(expr.left, depth + 1) and self.is_constant(expr.right, depth + 1)
+        if isinstance(expr, cst.Call):
+            return self._constant_call(expr, depth)
+        return False
+
+    def _constant_name(self, name: str, depth: int) -> bool:
+        if name in ("True", "False", "None") or name in self._comprehension_names:
+            return True
+        hit = self.env.binding(name)
+        if hit is None:
+            return True  # module-level constant, import, builtin
+        scope, bindings = hit
+        notes = self.notes(scope)
+        if any(self.is_literal_collection(c, depth + 1) for c in notes.guarded.get(name, [])):
+            return True
+        loops = notes.loops.get(name, [])
+        for kind, payload in bindings:
+            if kind == "value":
+                if not self.is_constant(payload, depth + 1):
+                    return False
+            elif kind == "param":
+                if not _literal_annotation(payload):
+                    return False
+            elif kind in ("import", "func", "class"):
+                continue
+            elif kind == "unknown":
+                if not loops or not all(self.is_literal_collection(i, depth + 1) or _is_range(i) for i in loops):
+                    return False
+            else:
+                return False
+        return bool(bindings)
+
+    def _constant_call(self, expr: cst.Call, depth: int) -> bool:
+        func = expr.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            # {"asc": "ASC"}.get(order, "ASC"), ALLOWED.get(col)
+            if method == "get" and self.is_literal_collection(func.value, depth + 1):
+                return all(self.is_constant(a.value, depth + 1) for a in expr.args[1:])
+            # ", ".join(f":id_{i}" for i in range(len(ids))): generated bind-parameter names
+            if method == "join" and isinstance(func.value, (cst.SimpleString, cst.Name)) and len(expr.args) == 1:
+                if not self.is_constant(func.value, depth + 1):
+                    return False
+                return self._constant_iterable(expr.args[0].value, depth + 1)
+            if method in ("upper", "lower", "strip") and not expr.args:
+                return self.is_constant(func.value, depth + 1)
+            # preparer.quote_identifier(name), preparer.format_table(t): an escaped identifier
+            if method.startswith("quote") or method in ("format_table", "format_column", "format_schema"):
+                return True
+        if isinstance(func, cst.Name) and func.value == "quoted_name":
+            return True
+        name = dotted_name(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        if name in ("str", "repr") and len(expr.args) == 1:
+            return self.is_constant(expr.args[0].value, depth + 1)
+        return False
+
+    def _constant_iterable(self, expr: cst.BaseExpression, depth: int) -> bool:
+        if isinstance(expr, (cst.GeneratorExp, cst.ListComp, cst.SetComp)):
+            names: list[str] = []
+            comp = expr.for_in
+            while comp is not None:
+                if not (_is_range(comp.iter) or _is_enumerate_index(comp) or self.is_literal_collection(comp.iter, depth + 1)):
+                    return False
+                names.extend(_target_names(comp.target, index_only=_is_enumerate_index(comp)))
+                comp = comp.inner_for_in
+            added = [n for n in names if n not in self._comprehension_names]
+            self._comprehension_names.update(added)
+            try:
+                return self.is_constant(expr.elt, depth + 1)
+            finally:
+                self._comprehension_names.difference_update(added)
+        return self.is_literal_collection(expr, depth)
+
+    def is_literal_collection(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """A literal list/tuple/set/dict of constants, or a name bound to one (module-level names count)."""
+        if depth > 12:
+            return False
+        if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+            return all(isinstance(e, cst.Element) and self.is_constant(e.value, depth + 1) for e in expr.elements)
+        if isinstance(expr, cst.Dict):
+            return all(isinstance(e, cst.DictElement) and self.is_constant(e.value, depth + 1) for e in expr.elements)
+        if isinstance(expr, cst.Name):
+            hit = self.env.binding(expr.value)
+            if hit is None:
+                return True  # ALLOWED_COLUMNS, an imported allow-list, or a Literal alias
+            values = [p for k, p in hit[1] if k == "value"]
+            return bool(values) and len(values) == len(hit[1]) and all(self.is_literal_collection(v, depth + 1) for v in values)
+        if isinstance(expr, cst.Attribute):
+            root = expr
+            while isinstance(root, cst.Attribute):
+                root = root.value
+            return isinstance(root, cst.Name) and self.env.binding(root.value) is None
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("keys", "values") and not expr.args:
+                return self.is_literal_collection(func.value, depth + 1)
+            if isinstance(func, cst.Name) and func.value in ("set", "frozenset", "tuple", "list") and len(expr.args) == 1:
+                return self.is_literal_collection(expr.args[0].value, depth + 1)
+            if isinstance(func, cst.Name) and func.value == "get_args" and len(expr.args) == 1:
+                return True  # typing.get_args(SortOrder)
+        return False
+
+
+def _model_like(expr: cst.Attribute) -> bool:
+    """`User.__tablename__`, `model.__table__.name`: a table identifier, not a value."""
+    if expr.attr.value in ("__tablename__", "__table__"):
+        return True
+    value = expr.value
+    return isinstance(value, cst.Attribute) and value.attr.value == "__table__"
+
+
+def _literal_annotation(param: cst.Param) -> bool:
+    """`order: Literal["asc", "desc"]` (also inside Optional/Annotated)."""
+    if param.annotation is None:
+        return False
+    for node in _walk(param.annotation.annotation):
+        if isinstance(node, cst.Subscript) and (dotted_name(node.value) or "").rsplit(".", 1)[-1] == "Literal":
+            return True
+    return False
+
+
+def _is_range(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "range"
+
+
+def _is_enumerate_index(comp: cst.CompFor) -> bool:
+    return (
+        isinstance(comp.iter, cst.Call)
+        and isinstance(comp.iter.func, cst.Name)
+        and comp.iter.func.value == "enumerate"
+        and isinstance(comp.target, cst.Tuple)
+    )
+
+
+def _target_names(target: cst.BaseExpression, index_only: bool) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple) and target.elements:
+        first = target.elements[0].value
+        if index_only:
+            return [first.value] if isinstance(first, cst.Name) else []
+        return [n for e in target.elements for n in _target_names(e.value, False)]
+    return []
+
+
+def _returns(function: cst.FunctionDef) -> Iterator[cst.BaseExpression]:
+    for node in _walk(function):
+        if isinstance(node, cst.Return) and node.value is not None:
+            yield node.value
+
+
+def _flatten_add(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+        return _flatten_add(node.left) + _flatten_add(node.right)
+    return [node]
+
+
+def _flatten_concatenated(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(node, cst.ConcatenatedString):
+        return _flatten_concatenated(node.left) + _flatten_concatenated(node.right)
+    return [node]
+
+
+def _code(ctx, node: cst.CSTNode) -> str:
+    text = " ".join(ctx.module_node.code_for_node(node).split())
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+# -- project-level check for helpers in other modules ------------------------------------------------
+def returns_interpolated(index, summary) -> bool:
+    """The called project function returns a string formatted from values that vary per call."""
+    callee = index.value(summary[1]) if summary and summary[0] == "call" else None
+    if not callee or callee[0] != "func":
+        return False
+    hit = index.function(callee[1])
+    if hit is None:
+        return False
+    return any(_dynamic_summary(returned) for returned in hit[1].returns)
+
+
+def _dynamic_summary(summary, depth: int = 0) -> bool:
+    if not summary or depth > 10:
+        return False
+    tag = summary[0]
+    if tag == "fstr":
+        return any(not _constant_summary(p) for p in summary[1])
+    if tag == "binop" and summary[1] == "%":
+        return _stringish(summary[2]) and not _constant_summary(summary[3])
+    if tag == "binop" and summary[1] == "+":
+        sides = (summary[2], summary[3])
+        if not any(_stringish(s) for s in sides):
+            return False
+        return any(_dynamic_summary(s, depth + 1) or not _constant_summary(s) for s in sides)
+    if tag == "call" and summary[1] and summary[1][0] == "attr" and summary[1][2] == "format":
+        if _stringish(summary[1][1]):
+            return any(not _constant_summary(a) for a in summary[2]) or any(not _constant_summary(v) for _, v in summary[3])
+    return False
+
+
+def _stringish(summary) -> bool:
+    return bool(summary) and (summary[0] == "fstr" or (summary[0] == "lit" and isinstance(summary[1], str)) or (summary[0] == "binop" and _stringish(summary[2])))
+
+
+def _constant_summary(summary) -> bool:
+    if not summary:
+        return False
+    tag = summary[0]
+    if tag in ("lit", "ref"):
+        return True
+    if tag == "fstr":
+        return all(_constant_summary(p) for p in summary[1])
+    if tag == "binop":
+        return _constant_summary(summary[2]) and _constant_summary(summary[3])
+    return False
+
+
+# -- the fix --------------------------------------------------------------------------------------
+_VALUE_BEFORE = re.compile(
+    r"(?:=|<|>|\bLIKE|\bILIKE|\bLIMIT|\bOFFSET|\bBETWEEN|\bVALUES\s*\(|\bBETWEEN\s+:\w+\s+AND)\s*$",
+    re.IGNORECASE,
+)
+_VALUES_LIST = re.compile(r"\bVALUES\s*\(([^()]*)$", re.IGNORECASE | re.DOTALL)
+_NEXT_OK = re.compile(r"(?:\s|\)|,|;|$)")
+_EXISTING_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def bind_fix(ctx, fstring: cst.FormattedString) -> Optional[tuple[str, list[tuple[str, str]]]]:
+    """The f-string as a plain SQL literal with `:name` binds, and the (name, expression) pairs.
+
+    None when a placeholder is not a plain name or attribute, has a format spec or conversion,
+    or sits where a value cannot go (identifiers after FROM/JOIN/ORDER BY, inside a quoted
+    pattern like `'%{q}%'`, before `.` or `::`).
+    """
+    if "b" in fstring.start.lower():
+        return None
+    pieces: list[str] = []  # SQL text so far, in source form (escapes kept, braces undoubled)
+    binds: list[tuple[str, str]] = []
+    by_expression: dict[str, str] = {}
+    existing = set()
+    for part in fstring.parts:
+        if isinstance(part, cst.FormattedStringText):
+            existing.update(_EXISTING_BIND.findall(part.value))
+    parts = list(fstring.parts)
+    skip_quote = False
+    for i, part in enumerate(parts):
+        if isinstance(part, cst.FormattedStringText):
+            value = part.value.replace("{{", "{").replace("}}", "}")
+            if skip_quote:
+                value = value[1:]
+                skip_quote = False
+            pieces.append(value)
+            continue
+        if part.format_spec is not None or part.conversion is not None:
+            return None
+        expression = part.expression
+        if not _simple(expression):
+            return None
+        before = "".join(pieces)
+        after = parts[i + 1].value if i + 1 < len(parts) and isinstance(parts[i + 1], cst.FormattedStringText) else ""
+        if i + 1 < len(parts) and not isinstance(parts[i + 1], cst.FormattedStringText):
+            return None  # two placeholders in a row: `{a}{b}`
+        quoted = before.endswith("'")
+        if quoted:
+            if not after.startswith("'"):
+                return None
+            before = before[:-1]
+            after = after[1:]
+        if not _value_position(before) or not _NEXT_OK.match(after):
+            return None
+        code = ctx.module_node.code_for_node(expression)
+        name = by_expression.get(code)
+        if name is None:
+            name = _bind_name(expression, {n for n, _ in binds} | existing)
+            by_expression[code] = name
+            binds.append((name, code))
+        if quoted:
+            pieces[-1] = pieces[-1][:-1]
+            skip_quote = True
+        pieces.append(f":{name}")
+    opening = fstring.start.replace("f", "").replace("F", "")  # rf""" -> r"""
+    return f"{opening}{''.join(pieces)}{fstring.end}", binds
+
+
+def _simple(expression: cst.BaseExpression) -> bool:
+    node = expression
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name)
+
+
+def _value_position(before: str) -> bool:
+    if _VALUE_BEFORE.search(before):
+        return True
+    # `VALUES (:a, {b}`: later items of an open VALUES list
+    match = _VALUES_LIST.search(before)
+    return bool(match) and before.rstrip().endswith(",")
+
+
+def _bind_name(expression: cst.BaseExpression, taken: set[str]) -> str:
+    parts: list[str] = []
+    node = expression
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if isinstance(node, cst.Name) and not (node.value in ("self", "cls") and parts):
+        parts.append(node.value)
+    base = "_".join(reversed(parts)).strip("_") or "value"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+class InterpolatedSql(Rule):
+    """
+    SQL built by string formatting (f-string, `%`, `.format()`, `+`) from values that vary per
+    call, reaching `text()`, `exec_driver_sql()`, `execute()` or an asyncpg/aiosqlite query method.
+
+    ## What it does
+    Follows the first argument of a SQL sink back to where the string was built: inline, through
+    local assignments (and `sql += ...`) in the same function, or through a small helper that
+    returns the formatted string (in the same module, or in another module of the project).
+    Sinks are `sqlalchemy.text()` under any import path or alias (resolved by qualified name,
+    including project re-exports), `exec_driver_sql()`, `execute()`/`scalar()`/`scalars()` of a
+    `Session`, `Connection`, `Engine` or their async versions given a plain string, and
+    `fetch`/`fetchrow`/`fetchval`/`execute`/`executemany` of an asyncpg or aiosqlite connection
+    or pool. A placeholder whose value is fixed per process (a literal, a module-level constant,
+    `Model.__tablename__`, an item of a literal collection such as `{"asc": "ASC"}[order]`, or a
+    name checked against an allow-list with `if col not in ALLOWED: raise`, or typed `Literal[...]`)
+    is not reported unless the option `strict = true` is set.
+
+    ## Why is this bad?
+    Every distinct value becomes a distinct SQL text: the `db.statement` attribute and the span
+    name's statement carry the value, so a tracing backend sees one "query" per user id, and
+    grouping, sampling and statistics per query stop working (cardinality grows with the data).
+    The database cannot reuse the prepared statement or plan either. And a value that reaches
+    the SQL text unescaped is an injection. With bound parameters there is one statement text.
+
+    ## Example
+    ```python
+    from sqlalchemy import text
+
+    async def get_user(session, user_id: int):
+        return await session.execute(text(f"SELECT * FROM users WHERE id = {user_id}"))
+    ```
+
+    ## Use instead
+    ```python
+    from sqlalchemy import text
+
+    async def get_user(session, user_id: int):
+        return await session.execute(text("SELECT * FROM users WHERE id = :user_id").bindparams(user_id=user_id))
+    ```
+
+    ## Fix safety
+    The fix is unsafe. It rewrites an f-string inside `text()` whose placeholders are all plain
+    names or attributes in value positions (after `=`, `<`, `>`, `LIKE`, `LIMIT`, `OFFSET`,
+    `BETWEEN`, inside `VALUES (...)`; a placeholder wrapped in single quotes, `'{name}'`, loses
+    the quotes) into a literal with `:name` bind parameters, and passes the values with
+    `.bindparams(name=value)`. `.bindparams()` is used rather than the `execute()` parameters
+    because it travels with the statement wherever it goes (a variable, `scalar()`, a subquery)
+    and composes with parameters already given to `execute()`. It changes the statement text,
+    and the database now receives typed parameters instead of literals: an `int` compared with a
+    text column, or a string of digits compared with an integer column, may now fail or compare
+    differently; `NULL` arrives as a parameter (`= NULL` stays false). Identifiers (table and
+    column names after `FROM`, `JOIN`, `ORDER BY`), `IN` lists (they need an expanding bind
+    parameter), quoted patterns such as `'%{q}%'`, `%`-formatting, `.format()`, concatenation,
+    strings built away from the sink, and the other sinks are reported without a fix.
+
+    ## Known problems
+    Values are followed within one function and through helpers called directly; a string
+    passed in as a parameter, stored on `self`, or built by a loop that appends to a list is not
+    followed. Escaped identifiers (`preparer.quote_identifier(x)`, `quoted_name(...)`) count as constants. Instance attributes (`self.table`) count as varying values: silence a reviewed
+    identifier with `# doctor: ignore[OSD301]`. For helpers in other modules, allow-list checks
+    inside the helper are not seen. `execute()` on objects whose type cannot be inferred
+    (`self.session`, an untyped parameter) is not checked; `text()` and `exec_driver_sql()` are.
+
+    ## References
+    - ground truth row 2 (`db.statement` is the compiled SQL) and row 6 (statement cache keyed by SQL text)
+    - https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.text
+    - https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.TextClause.bindparams
+    - ruff S608, bandit B608 (keyword regexes that do not resolve `text`); bandit#1302, ruff#8717
+    """
+
+    CODE = "OSD301"
+    NAME = "interpolated-sql"
+    FAMILY = "sql-text"
+    SEVERITY = Severity.WARNING
+    MESSAGE = (
+        "SQL built by string formatting reaches a SQL sink: each distinct value becomes a distinct "
+        "`db.statement` (unbounded span cardinality, no statement reuse) and an injection risk"
+    )
+    HINT = "use bound parameters: `text(\"... WHERE id = :id\").bindparams(id=user_id)` (or the driver's `$1`/`?` parameters)"
+    # Sinks, plus helpers that return an f-string (so a module of SQL helpers is indexed too).
+    PREFILTER = (
+        b"text(",
+        b"exec_driver_sql",
+        b".execute(",
+        b".scalar(",
+        b".scalars(",
+        b".fetch",
+        b".executemany(",
+        b'return f"',
+        b"return f'",
+    )
+    FIX = "unsafe"
+    OPTIONS = {"strict": False}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not node.args:
+            return
+        sql = _sql_argument(node)
+        if sql is None or isinstance(sql, (cst.SimpleString, cst.Integer, cst.Lambda)):
+            return
+        if not isinstance(sql, (cst.FormattedString, cst.BinaryOperation, cst.Call, cst.Name, cst.ConcatenatedString)):
+            return
+        sink = self._sink(node)
+        if sink is None:
+            return
+        label, requires, is_text = sink
+        if self.ctx.function is not None:
+            scopes = [s for s in self.ctx.scopes if s.kind == "function"]
+        else:
+            scopes = []
+        analyzer = _Analyzer(self.ctx, _Env(scopes, self.ctx.module_scope))
+        found = analyzer.interpolation(sql)
+        if found is None:
+            return
+        strict = bool(self.options.get("strict"))
+        if not found.dynamic and not (strict and found.constant):
+            return
+        shown = found.dynamic or found.constant
+        values = ", ".join(f"`{v}`" for v in dict.fromkeys(shown))
+        source = f"`{found.via}` ({found.how})" if found.via else found.how
+        if found.dynamic:
+            message = (
+                f"SQL built with {source} from {values} reaches {label}: each distinct value becomes a distinct "
+                f"`db.statement` (unbounded span cardinality, no statement reuse) and an injection risk"
+            )
+        else:
+            message = (
+                f"SQL built with {source} from {values} reaches {label} (strict mode: these look constant or "
+                f"allow-listed; prefer bound parameters or `quoted_name` for identifiers)"
+            )
+        replacement = None
+        if is_text and isinstance(sql, cst.FormattedString) and found.node is sql and found.dynamic:
+            replacement = self._fix(node, sql)
+        self.report(
+            node,
+            message,
+            requires=(*requires, *found.requires),
+            replacement=replacement,
+            fix_description="Use bound parameters: `text(\"... :name\").bindparams(name=value)`" if replacement else None,
+        )
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        # Continuation lines of a node rendered alone lack the indentation of the blocks around it.
+        self._indents: list[str] = []
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._indents.append(node.indent if node.indent is not None else self.ctx.module_node.default_indent)
+
+    def leave_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._indents.pop()
+
+    def _fix(self, node: cst.Call, sql: cst.FormattedString) -> Optional[str]:
+        fixed = bind_fix(self.ctx, sql)
+        if fixed is None:
+            return None
+        literal, binds = fixed
+        token = "__osd301_sql__"
+        index = next(i for i, a in enumerate(node.args) if a.value is sql)
+        args = list(node.args)
+        args[index] = args[index].with_changes(value=cst.Name(token))
+        code = self.ctx.module_node.code_for_node(node.with_changes(args=args))
+        if '"""' in code or "'''" in code or code.count(token) != 1:
+            return None
+        indent = "".join(self._indents)
+        code = code.replace("\n", "\n" + indent) if indent else code
+        code = code.replace(token, literal)
+        return f"{code}.bindparams({', '.join(f'{n}={v}' for n, v in binds)})"
+
+    def _sink(self, node: cst.Call):
+        """(label, requirements, is_text) when the call is a SQL sink, else None."""
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method == "exec_driver_sql":
+                return "`exec_driver_sql()`", (), False
+            if method in SQLALCHEMY_METHODS or method in DRIVER_METHODS:
+                if isinstance(node.args[0].value, cst.Call) and not _is_format_call(node.args[0].value):
+                    # execute(text(...)): the text() call is the sink; execute(helper()) is followed below
+                    callee = self.ctx.qualname(node.args[0].value.func)
+                    if callee == SQLALCHEMY_TEXT or (callee or "").rsplit(".", 1)[-1] == "text":
+                        return None
+                kinds = ()
+                if method in SQLALCHEMY_METHODS:
+                    kinds += SQLALCHEMY_KINDS
+                if method in DRIVER_METHODS:
+                    kinds += DRIVER_KINDS
+                receiver = self.ctx.summarize(func.value)
+                if receiver is None or receiver == ("unknown",):
+                    return None
+                return f"`{method}()`", (kind_in(receiver, *kinds),), False
+        summary = self.ctx.summarize(func)
+        if not summary or summary[0] != "ref":
+            return None
+        qualname = self.ctx.qualname(func)
+        if qualname == SQLALCHEMY_TEXT:
+            return "`text()`", (), True
+        if qualname and qualname.rsplit(".", 1)[-1] == "text" and qualname.split(".", 1)[0] not in ("sqlalchemy", "sqlmodel"):
+            # `from app.db import text`: a re-export of sqlalchemy.text, or an HTML builder.
+            return "`text()`", (qualname_in(summary, SQLALCHEMY_TEXT),), True
+        return None
+
+    VALID = [
+        Valid(
+            """
+            from sqlalchemy import text
+
+            async def get_user(session, user_id: int):
+                return await session.execute(text("SELECT * FROM users WHERE id = :id"), {"id": user_id})
+            """,
+            note="bound parameters",
+        ),
+        Valid(
+            """
+            from tagflow import text
+
+            def render(user):
+                text(f"Hello {user.name}, you have {user.unread} messages")
+            """,
+            note="an HTML builder named text: not SQL",
+        ),
+        Valid(
+            """
+            import logging
+            from sqlalchemy import text
+
+            log = logging.getLogger(__name__)
+
+            def purge(session, table_id):
+                log.info(f"delete from audit where table_id = {table_id}")
+                session.execute(text("DELETE FROM audit WHERE table_id = :t"), {"t": table_id})
+            """,
+            note="SQL-looking prose in a log line is not a sink",
+        ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            TABLE = "events"
+            SCHEMA = "analytics"
+
+            async def count(conn, since):
+                sql = text(f"SELECT count(*) FROM {SCHEMA}.{TABLE} WHERE at > :since")
+                return await conn.scalar(sql, {"since": since})
+            """,
+            note="module-level constant identifiers plus bound parameters",
+        ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            ALLOWED_COLUMNS = {"name", "created_at", "email"}
+
+            def list_users(session, order_by: str, direction: str):
+                if order_by not in ALLOWED_COLUMNS:
+                    raise ValueError(order_by)
+                sort = {"asc": "ASC", "desc": "DESC"}[direction]
+                return session.execute(text(f"SELECT * FROM users ORDER BY {order_by} {sort} LIMIT :n"), {"n": 50})
+            """,
+            note="identifiers from an allow-list and a literal mapping",
+        ),
+        Valid(
+            """
+            from typing import Literal
+            from sqlalchemy import text
+            from app.models import User
+
+            def page(session, ids: list[int], order: Literal["asc", "desc"]):
+                marks = ", ".join(f":id{i}" for i in range(len(ids)))
+                stmt = text(f"SELECT * FROM {User.__tablename__} WHERE id IN ({marks}) ORDER BY id {order}")
+                return session.execute(stmt, {f"id{i}": v for i, v in enumerate(ids)})
+            """,
+            note="generated bind-parameter names, a model's table name, a Literal-typed parameter",
+        ),
+        Valid(
+            """
+            def greet(conn, name):
+                conn.execute(f"say hello to {name}")
+            """,
+            note="execute() of an unknown object",
+        ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            async def tables(conn):
+                for table in ("users", "orders"):
+                    await conn.execute(text(f"ANALYZE {table}"))
+                direction = "ASC" if conn else "DESC"
+                await conn.execute(text(f"SELECT 1 ORDER BY 1 {direction}"))
+            """,
+            note="loop over a literal tuple, a conditional between two literals",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            async def get_user(session, user_id: int):
+                return await session.execute(text(f"SELECT * FROM users WHERE id = {user_id}"))  # ERROR
+            """,
+            expected_fix="""
+            from sqlalchemy import text
+
+            async def get_user(session, user_id: int):
+                return await session.execute(text("SELECT * FROM users WHERE id = :user_id").bindparams(user_id=user_id))  # ERROR
+            """,
+            unsafe_fixes=True,
+        ),
+        Invalid(
+            """
+            import sqlalchemy as sa
+
+            def find(conn, user, status):
+                query = sa.text(  # ERROR
+                    f"SELECT id FROM orders WHERE owner = '{user.name}' AND status = {status} LIMIT 10"
+                )
+                return conn.execute(query).all()
+            """,
+            expected_fix="""
+            import sqlalchemy as sa
+
+            def find(conn, user, status):
+                query = sa.text(  # ERROR
+                    "SELECT id FROM orders WHERE owner = :user_name AND status = :status LIMIT 10"
+                ).bindparams(user_name=user.name, status=status)
+                return conn.execute(query).all()
+            """,
+            unsafe_fixes=True,
+            note="aliased module, quoted placeholder loses its quotes, attribute placeholder",
+        ),
+        Invalid(
+            """
+            from sqlalchemy.sql.expression import text as sql
+            from sqlalchemy.orm import Session
+
+            def search(session: Session, table: str, term: str):
+                stmt = "SELECT * FROM " + table
+                if term:
+                    stmt += f" WHERE name LIKE '%{term}%'"
+                return session.execute(sql(stmt))  # ERROR
+            """,
+            note="another import path, concatenation, `+=` in the same function, no fix (identifier)",
+        ),
+        Invalid(
+            """
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            async def delete(session: AsyncSession, ids):
+                await session.execute("DELETE FROM t WHERE id IN (%s)" % ",".join(map(str, ids)))  # ERROR
+                await (await session.connection()).exec_driver_sql("VACUUM {}".format(ids[0]))  # ERROR
+            """,
+            note="%-formatting into execute() of an AsyncSession, .format() into exec_driver_sql()",
+        ),
+        Invalid(
+            """
+            import asyncpg
+            import aiosqlite
+
+            async def main(dsn, user_id, name):
+                pool = await asyncpg.create_pool(dsn)
+                async with pool.acquire() as conn:
+                    await conn.fetchrow(f"SELECT * FROM users WHERE id = {user_id}")  # ERROR
+                await pool.execute("UPDATE users SET name = '" + name + "'")  # ERROR
+                async with aiosqlite.connect("app.db") as db:
+                    await db.execute(f"INSERT INTO log VALUES ({user_id})")  # ERROR
+
+            async def handler(conn: asyncpg.Connection, day):
+                return await conn.fetch(f"SELECT * FROM visits WHERE day = '{day}'")  # ERROR
+            """,
+            note="asyncpg pool/acquire/annotation and aiosqlite connections",
+        ),
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy import text
+                """,
+                "app/queries.py": """
+                    def by_owner(owner_id):
+                        return f"SELECT * FROM pets WHERE owner_id = {owner_id}"
+                """,
+                "app/routes.py": """
+                    from app.db import text
+                    from app.queries import by_owner
+
+                    def sql_for(kind, value):
+                        return f"SELECT * FROM {kind} WHERE id = {value}"
+
+                    def pets(conn, owner_id, kind):
+                        conn.execute(text(by_owner(owner_id)))  # ERROR
+                        conn.execute(text(sql_for(kind, owner_id)))  # ERROR
+                """,
+            },
+            note="text re-exported by a project module; helpers in another module and in the same module",
+        ),
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            TABLE = "events"
+
+            def count(conn, day):
+                return conn.scalar(text(f"SELECT count(*) FROM {TABLE} WHERE day = :day"), {"day": day})  # ERROR
+            """,
+            options={"strict": True},
+            note="strict mode also reports constant identifiers",
+        ),
+    ]
+
+
+def _sql_argument(node: cst.Call) -> Optional[cst.BaseExpression]:
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value in SQL_KEYWORDS:
+            return arg.value
+    first = node.args[0]
+    if first.keyword is None and not first.star:
+        return first.value
+    return None
+
+
+def _is_format_call(node: cst.Call) -> bool:
+    return isinstance(node.func, cst.Attribute) and node.func.attr.value == "format"

@@ -1,0 +1,437 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.context import dotted_name
+from otel_sqla_doctor.static.known import ANNOTATION_KINDS, canonical
+from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, kind_in
+from otel_sqla_doctor.static.summary import Summary
+
+# Calls that run what they are given off the event loop (a worker thread, or SQLAlchemy's greenlet).
+OFFLOAD_CALLS = frozenset(
+    {"to_thread", "run_in_executor", "run_sync", "run_in_threadpool", "sync_to_async", "run_sync_in_worker_thread", "submit"}
+)
+
+# Methods that talk to the database, by the kind of object they are called on.
+BLOCKING_METHODS: dict[str, frozenset] = {
+    "sync_connection": frozenset({"execute", "exec_driver_sql", "scalar", "scalars", "commit", "rollback"}),
+    "sync_session": frozenset(
+        {
+            "execute", "exec", "scalar", "scalars", "query", "get", "get_one", "commit", "flush", "refresh",
+            "merge", "rollback", "connection", "bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings",
+        }
+    ),
+    "sync_engine": frozenset({"execute", "scalar", "raw_connection"}),  # not dispose(): shutdown code
+}
+BLOCKING_METHODS["sync_scoped_session"] = BLOCKING_METHODS["sync_session"]
+# Opening one of these inside `async def` is reported once, where it is opened.
+OPENED_KINDS = ("sync_session", "sync_connection")
+
+# Callees that never open a session (a cheap filter: every other call is a candidate for the index).
+_NEVER_DATABASE_ROOTS = frozenset(
+    {
+        "asyncio", "json", "logging", "os", "typing", "fastapi", "starlette", "pydantic", "httpx", "aiohttp",
+        "datetime", "uuid", "time", "re", "math", "collections", "functools", "itertools", "dataclasses",
+        "enum", "pathlib", "contextlib", "opentelemetry", "anyio",
+    }
+)
+
+
+def _blocking_kinds(method: str) -> tuple[str, ...]:
+    return tuple(kind for kind, methods in BLOCKING_METHODS.items() if method in methods)
+
+
+def _is_offload(node: cst.Call) -> bool:
+    name = dotted_name(node.func) or ""
+    return name.rsplit(".", 1)[-1] in OFFLOAD_CALLS
+
+
+class SyncDatabaseCallInAsyncFunction(Rule):
+    """
+    A synchronous Engine, Connection or Session used inside `async def`.
+
+    ## What it does
+    Inside `async def`, finds the calls that run a synchronous SQLAlchemy (or SQLModel) database
+    object on the event loop:
+    - opening a sync `Session` or `Connection`: `Session(engine)`, `with Session(engine) as s:`,
+      calling a `sessionmaker` / `scoped_session`, `engine.connect()`, `engine.begin()`, or a
+      helper that returns or yields one;
+    - the methods that talk to the database (`execute`, `query`, `scalars`, `get`, `commit`,
+      `flush`, `refresh`, SQLModel's `exec`, ...) on a sync session, connection or engine that
+      comes from elsewhere: a parameter annotated `Session`, a FastAPI dependency that yields one
+      (`db: Session = Depends(get_db)`, `Annotated[Session, Depends(get_db)]` and aliases of it),
+      or a module-level object, in this module or another one.
+
+    Each offending call is reported once; the calls on a session opened in the same function are
+    not reported again. Code in a function handed to `run_sync()`, `asyncio.to_thread`,
+    `loop.run_in_executor`, `run_in_threadpool` or `anyio.to_thread.run_sync` (a nested `def` or a
+    `lambda`) runs off the loop and is not reported, and neither is a sync `def` route (FastAPI and
+    Starlette run those in a threadpool).
+
+    ## Why is this bad?
+    A sync driver blocks the thread while the database works, and inside `async def` that thread
+    is the event loop: every other request, health check and timer waits. The telemetry does not
+    show it: the query span has the same statement, duration and parent (the request span) as
+    through an async engine. Measured on PostgreSQL (tests/rules/test_osd401_live.py): a
+    `SELECT pg_sleep(0.3)` through a sync engine (psycopg2) in `async def` stalled a 5 ms ticker
+    task for about 310 ms; through asyncpg the largest gap stayed around 10 ms.
+
+    ## Example
+    ```python
+    @router.get("/users/{user_id}")
+    async def read_user(user_id: int, db: Session = Depends(get_db)):
+        return db.get(User, user_id)
+    ```
+
+    ## Use instead
+    ```python
+    @router.get("/users/{user_id}")
+    async def read_user(user_id: int, db: AsyncSession = Depends(get_async_db)):
+        return await db.get(User, user_id)
+    ```
+    or declare the route with `def`, so that FastAPI runs it in its threadpool.
+
+    ## Known problems
+    A sync helper (a `def`) that runs queries and is called from `async def` is not followed, nor
+    is a sync engine passed as an argument (`metadata.create_all(engine)`, `pandas.read_sql(q,
+    engine)`), nor a session kept on `self`. Methods that do no I/O by themselves (`add`,
+    `delete`, `expunge`) are not reported: the `commit()` or `flush()` that follows is.
+
+    ## References
+    - ground truth row 10 (422 ms loop stall, identical spans)
+    - https://fastapi.tiangolo.com/async/#path-operation-functions
+    - https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
+    """
+
+    CODE = "OSD401"
+    NAME = "sync-database-call-in-async-function"
+    FAMILY = "asyncio"
+    SEVERITY = Severity.WARNING
+    MESSAGE = (
+        "synchronous database call inside `async def`: it blocks the event loop (every other request waits) "
+        "while the spans look normal"
+    )
+    HINT = "use an AsyncEngine/AsyncSession and `await` it, declare the function with `def`, or run the call in `asyncio.to_thread`"
+    PREFILTER = (b"async def",)
+    FIX = None
+
+    def __init__(self, ctx, options=None) -> None:
+        super().__init__(ctx, options)
+        self._offload_depth = 0
+        self._offloaded_lambdas: list[bool] = []
+        self._in_parameters = 0
+
+    # -- where we are -------------------------------------------------------------------------
+    def visit_Parameters(self, node: cst.Parameters) -> None:
+        self._in_parameters += 1
+
+    def leave_Parameters(self, node: cst.Parameters) -> None:
+        self._in_parameters -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._offloaded_lambdas.append(self._offload_depth > 0)
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self._offloaded_lambdas.pop()
+
+    def leave_Call(self, node: cst.Call) -> None:
+        if _is_offload(node):
+            self._offload_depth -= 1
+
+    # -- the check ----------------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        offload = _is_offload(node)
+        if offload:
+            self._offload_depth += 1
+        if offload or not self.ctx.in_async_function or self._in_parameters or any(self._offloaded_lambdas):
+            return
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            kinds = _blocking_kinds(method)
+            receiver = func.value
+            if kinds and not self._opened_here(receiver):
+                if method == "query" and self._offload_depth:
+                    return  # to_thread(db.query(User).all): only building the query runs here
+                self.report(
+                    node,
+                    message=(
+                        f"`.{method}()` on a synchronous Session/Connection/Engine inside `async def`: it blocks "
+                        "the event loop (every other request waits) while the spans look normal"
+                    ),
+                    requires=(kind_in(self._receiver_summary(receiver), *kinds),),
+                )
+                return
+            if method not in ("connect", "begin"):
+                return
+        elif not self._may_open(func):
+            return
+        self.report(
+            node,
+            message=(
+                "synchronous Session/Connection opened inside `async def`: every query through it blocks the event "
+                "loop (every other request waits) while the spans look normal"
+            ),
+            requires=(kind_in(self.ctx.summarize(node), *OPENED_KINDS),),
+        )
+
+    def _may_open(self, func: cst.BaseExpression) -> bool:
+        summary = self.ctx.summarize(func)
+        if not summary or summary[0] not in ("ref", "call", "attr"):
+            return False
+        if summary[0] == "ref":
+            return canonical(summary[1]).split(".", 1)[0] not in _NEVER_DATABASE_ROOTS
+        return True
+
+    def _opened_here(self, receiver: cst.BaseExpression) -> bool:
+        """`Session(engine).execute()`, or a local of this function bound to a call (reported there)."""
+        if isinstance(receiver, cst.Await):
+            receiver = receiver.expression
+        if isinstance(receiver, cst.Call):
+            return True
+        if not isinstance(receiver, cst.Name):
+            return False
+        scope = self.ctx.function
+        for kind, payload in scope.bindings.get(receiver.value, ()) if scope else ():
+            if isinstance(payload, cst.Await):
+                payload = payload.expression
+            if kind == "value" and isinstance(payload, cst.Call):
+                return True
+        return False
+
+    def _receiver_summary(self, receiver: cst.BaseExpression) -> Optional[Summary]:
+        """A parameter annotated with a known class is that class, whatever its `Depends()` says."""
+        scope = self.ctx.function
+        if isinstance(receiver, cst.Name) and scope is not None:
+            bindings = scope.bindings.get(receiver.value, ())
+            if len(bindings) == 1 and bindings[0][0] == "param":
+                param = bindings[0][1]
+                if param.annotation is not None:
+                    position = self.ctx.scopes.index(scope)
+                    declared = param.annotation.annotation
+                    if isinstance(declared, cst.Subscript) and (dotted_name(declared.value) or "").endswith("Annotated"):
+                        first = declared.slice[0].slice if declared.slice else None
+                        declared = first.value if isinstance(first, cst.Index) else declared
+                    annotation = self.ctx.summarize_annotation(declared, max(position - 1, 0))
+                    if annotation and annotation[0] == "ref" and canonical(annotation[1]) in ANNOTATION_KINDS:
+                        return ("instance", annotation)
+        return self.ctx.summarize(receiver)
+
+    VALID = [
+        Valid(
+            """
+            from fastapi import APIRouter, Depends
+            from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+            SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+            router = APIRouter()
+
+            async def get_db():
+                async with SessionLocal() as session:
+                    yield session
+
+            @router.get("/users/{user_id}")
+            async def read_user(user_id: int, db: AsyncSession = Depends(get_db)):
+                user = await db.get(User, user_id)
+                await db.commit()
+                return user
+            """,
+            note="async session all the way",
+        ),
+        Valid(
+            """
+            from fastapi import APIRouter, Depends
+            from sqlalchemy.orm import Session, sessionmaker
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@db/app")
+            SessionLocal = sessionmaker(bind=engine)
+            router = APIRouter()
+
+            def get_db():
+                db = SessionLocal()
+                try:
+                    yield db
+                finally:
+                    db.close()
+
+            @router.get("/users/{user_id}")
+            def read_user(user_id: int, db: Session = Depends(get_db)):
+                return db.get(User, user_id)
+            """,
+            note="a sync route: FastAPI runs it in its threadpool",
+        ),
+        Valid(
+            """
+            import asyncio
+            from sqlalchemy import select, text
+            from sqlalchemy.orm import Session
+            from sqlalchemy.ext.asyncio import AsyncSession
+            from starlette.concurrency import run_in_threadpool
+
+            async def report(engine, session: AsyncSession, db: Session):
+                def build(sync_session):
+                    return sync_session.execute(text("SELECT 1")).scalar()
+
+                await session.run_sync(build)
+                rows = await asyncio.to_thread(lambda: db.execute(select(User)).all())
+                count = await run_in_threadpool(db.scalar, text("SELECT count(*) FROM users"))
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, lambda: db.query(User).count())
+                await asyncio.to_thread(db.query(User).all)
+                return rows, count
+            """,
+            note="work handed to run_sync, to_thread, run_in_threadpool and run_in_executor",
+        ),
+        Valid(
+            """
+            import requests
+            from aiohttp import ClientSession
+
+            async def fetch(url: str, cache: dict):
+                async with ClientSession() as session:
+                    async with session.get(url) as response:
+                        body = await response.text()
+                legacy = requests.Session()
+                cache.get(url)
+                return body, legacy
+            """,
+            note="other things called session, get and execute",
+        ),
+        Valid(
+            """
+            from sqlalchemy.orm import sessionmaker
+            from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+            engine = create_async_engine("sqlite+aiosqlite://")
+            Session = sessionmaker(engine, class_=AsyncSession)
+
+            async def count_users():
+                async with Session() as session:
+                    return await session.scalar(text("SELECT count(*) FROM users"))
+            """,
+            note="sessionmaker(class_=AsyncSession) makes async sessions",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            from fastapi import APIRouter, Depends
+            from sqlalchemy import create_engine, select
+            from sqlalchemy.orm import Session, sessionmaker
+
+            engine = create_engine("postgresql://app@db/app")
+            SessionLocal = sessionmaker(autocommit=False, autoflush=False, bind=engine)
+            router = APIRouter()
+
+            def get_db():
+                db = SessionLocal()
+                try:
+                    yield db
+                finally:
+                    db.close()
+
+            @router.post("/users")
+            async def create_user(name: str, db: Session = Depends(get_db)):
+                user = User(name=name)
+                db.add(user)
+                db.commit()  # ERROR
+                db.refresh(user)  # ERROR
+                return db.query(User).filter(User.name == name).all()  # ERROR
+            """,
+            note="the FastAPI tutorial's sync session in an async route; one report per call",
+        ),
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlmodel import Session, create_engine
+
+                    engine = create_engine("sqlite:///database.db")
+
+                    def get_session():
+                        with Session(engine) as session:
+                            yield session
+                """,
+                "app/deps.py": """
+                    from typing import Annotated
+                    from fastapi import Depends
+                    from sqlmodel import Session
+                    from app.db import get_session
+
+                    SessionDep = Annotated[Session, Depends(get_session)]
+                """,
+                "app/routes.py": """
+                    from fastapi import APIRouter
+                    from sqlmodel import select
+                    from app.deps import SessionDep
+
+                    router = APIRouter()
+
+                    @router.get("/heroes")
+                    async def read_heroes(session: SessionDep, offset: int = 0):
+                        return session.exec(select(Hero).offset(offset)).all()  # ERROR
+                """,
+            },
+            note="SQLModel, an Annotated dependency alias in another module",
+        ),
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/database.py": """
+                    import sqlalchemy as sa
+                    from sqlalchemy import orm
+
+                    engine = sa.create_engine("mysql+pymysql://root@db/app", pool_pre_ping=True)
+                    Factory = orm.sessionmaker(bind=engine)
+                """,
+                "app/jobs.py": """
+                    from sqlalchemy import text
+                    from app.database import Factory as make_session, engine as sync_engine
+
+                    async def nightly_cleanup():
+                        with make_session() as session:  # ERROR
+                            session.execute(text("DELETE FROM events WHERE created < now() - interval 30 day"))
+                            session.commit()
+                        with sync_engine.begin() as conn:  # ERROR
+                            conn.execute(text("OPTIMIZE TABLE events"))
+                """,
+            },
+            note="aliased imports from another module; reported where the session is opened",
+        ),
+        Invalid(
+            """
+            from typing import Annotated
+            from fastapi import Depends, FastAPI
+            from sqlalchemy.orm import Session
+            from app.db import get_db
+
+            app = FastAPI()
+
+            @app.get("/health/db")
+            async def db_health(db: Annotated[Session, Depends(get_db)]):
+                db.execute(text("SELECT 1"))  # ERROR
+                return {"ok": True}
+            """,
+            note="the annotation says Session even though get_db is not in the project",
+        ),
+        Invalid(
+            """
+            import asyncio
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine("postgresql://app@db/app")
+
+            async def handler(request):
+                rows = await asyncio.to_thread(lambda: 1)
+                with engine.connect() as conn:  # ERROR
+                    rows = conn.execute(text("SELECT pg_sleep(0.3)")).all()
+                return rows
+            """,
+            note="engine.connect() on the loop, after an unrelated to_thread",
+        ),
+    ]

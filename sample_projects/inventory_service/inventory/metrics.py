@@ -1,0 +1,4 @@
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+# Someone tried to "make sure" SQLAlchemy is traced.
+SQLAlchemyInstrumentor.instrument()

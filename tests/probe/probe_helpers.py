@@ -1,0 +1,53 @@
+"""Helpers for the probe tests: run `doctor probe` in-process (CliRunner) or as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE_APPS = REPO / "sample_projects" / "probe_apps"
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    def check(self, code: str) -> dict:
+        return next(c for c in self.json()["checks"] if c["code"] == code)
+
+    def statuses(self) -> dict[str, str]:
+        return {c["code"]: c["status"] for c in self.json()["checks"]}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def doctor(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Run:
+    """`python -m otel_sqla_doctor probe ...` in a fresh interpreter, as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "otel_sqla_doctor", "probe", *args],
+        capture_output=True, text=True, env=env or clean_env(), cwd=cwd or REPO, timeout=timeout,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+TRACEPARENT_IN_DETAIL = r"server received traceparent (00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-9a-f]) via "
