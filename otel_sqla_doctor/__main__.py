@@ -1,4 +1,4 @@
-from otel_sqla_doctor.cli import main
+from otel_sqla_doctor.entry import main
 
 if __name__ == "__main__":
     main()

@@ -58,10 +58,14 @@ _register()
 
 def main() -> None:
     """Console-script entry point: maps our errors to one stderr line and exit codes."""
+    from otel_sqla_doctor import interrupts
     from otel_sqla_doctor.errors import DoctorError
 
     try:
         code = app(standalone_mode=False)
+        # typer turns KeyboardInterrupt into a silent exit code 130.
+        if code == interrupts.EXIT_CODE and interrupts.requested():
+            interrupts.exit_interrupted()
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -69,8 +73,7 @@ def main() -> None:
         typer.echo(f"doctor: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("doctor: interrupted", err=True)
-        sys.exit(130)
+        interrupts.exit_interrupted()
     except Exception as exc:  # the click usage errors and anything unexpected
         try:  # typer >= 0.20 vendors click
             from typer import _click as click
@@ -85,7 +88,6 @@ def main() -> None:
             typer.echo(f"doctor: error: {exc.format_message()}", err=True)
             sys.exit(2)
         if isinstance(exc, getattr(exceptions, "Abort", ())) or type(exc).__name__ == "Abort":
-            typer.echo("doctor: interrupted", err=True)
-            sys.exit(130)
+            interrupts.exit_interrupted()
         typer.echo(f"doctor: internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
         sys.exit(2)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -42,21 +41,6 @@ def _stdout_to_stderr() -> Iterator[None]:
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    """Write the report next to its destination and rename it in: no half-written file on Ctrl-C."""
-    path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def probe_command(
@@ -99,7 +83,6 @@ def probe_command(
     Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (including: cannot connect),
     2 usage error (unusable DSN, sync driver, bad --engine/--setup reference).
     """
-    from otel_sqla_doctor.errors import UsageError
     from otel_sqla_doctor.live import probe
     from otel_sqla_doctor.live.report import render_json, render_text
     from otel_sqla_doctor.report.style import Style, use_colour
@@ -110,10 +93,9 @@ def probe_command(
     style = Style(output is None and output_format is OutputFormat.text and use_colour(sys.stdout))
     content = render_json(report) if output_format is OutputFormat.json else render_text(report, style)
     if output is not None:
-        try:
-            _write_atomically(output, content)
-        except OSError as exc:
-            raise UsageError(f"cannot write the report to {output}: {exc.strerror or exc}") from None
+        from otel_sqla_doctor.report.atomic import write_report
+
+        write_report(output, content)
     else:
         # click strips ANSI codes off a pipe unless told otherwise; FORCE_COLOR means otherwise.
         typer.echo(content, nl=False, color=style.enabled or None)

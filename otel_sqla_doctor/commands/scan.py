@@ -81,12 +81,9 @@ def scan_command(
     else:
         rendered = _render(result, output_format, output, quiet, verbose, statistics)
     if output is not None:
-        try:
-            output.write_text(rendered, encoding="utf-8")
-        except OSError as exc:
-            from otel_sqla_doctor.errors import UsageError
+        from otel_sqla_doctor.report.atomic import write_report
 
-            raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from None
+        write_report(output, rendered)
     else:
         sys.stdout.write(rendered)
     if verbose:

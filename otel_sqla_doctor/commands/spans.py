@@ -29,13 +29,14 @@ _IGNORE_HELP = "Skip these checks (codes, code prefixes or names)."
 
 
 def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optional[Path], verbose: bool, title: str, stream) -> None:
+    from otel_sqla_doctor.report.atomic import write_report
     from otel_sqla_doctor.report.style import Style, use_colour
     from otel_sqla_doctor.spans.reporters import render_json, render_summary, render_text
 
     if html_path is not None:
         from otel_sqla_doctor.spans.reporters.html import render_html
 
-        html_path.write_text(render_html(report), encoding="utf-8")
+        write_report(html_path, render_html(report), what="the HTML report")
     target = stream if output is None else None
     style = Style(use_colour(target) if target is not None else False)
     if fmt is OutputFormat.json:
@@ -45,7 +46,7 @@ def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optio
     else:
         text = render_text(report, style, verbose=verbose, title=title)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        write_report(output, text)
     else:
         stream.write(text)
         stream.flush()

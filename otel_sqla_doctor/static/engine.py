@@ -14,12 +14,11 @@ import os
 import re
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from otel_sqla_doctor import __version__
+from otel_sqla_doctor import __version__, interrupts
 from otel_sqla_doctor.config import Config
 from otel_sqla_doctor.findings import Edit, FileError, Finding, Fix, ScanResult, Severity, Span
 from otel_sqla_doctor.static import discovery, suppressions
@@ -313,8 +312,6 @@ class Scanner:
             return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
         cache = _Cache(self.root, self.fingerprint) if self.use_cache else None
 
-        file_rules = [r for r in _rule_classes(self.codes) if r.has_file_visitor()]
-
         def wanted_first(data: bytes) -> bool:
             # Only files that name the stack start the index; the rest join through imports
             # (rounds two and three). A rule's own words then decide whether it visits a file.
@@ -388,13 +385,28 @@ class Scanner:
     def _run(self, todo: list[FileJob]) -> list[dict]:
         workers = self.jobs or os.cpu_count() or 1
         if workers <= 1 or len(todo) < PARALLEL_THRESHOLD:
-            return [analyze_file(job, self.codes, self.options) for job in todo]
+            outcomes = []
+            for job in todo:
+                outcomes.append(analyze_file(job, self.codes, self.options))
+                interrupts.check()
+            return outcomes
         import multiprocessing
 
         context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         chunk = max(1, len(todo) // (workers * 8))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return list(pool.map(_analyze_star, [(job, self.codes, self.options) for job in todo], chunksize=chunk))
+        # multiprocessing.Pool rather than ProcessPoolExecutor: on Ctrl-C, terminate() stops the
+        # workers at once, where the executor would finish every chunk already handed out.
+        pool = context.Pool(workers, initializer=interrupts.ignore_in_worker)
+        try:
+            outcomes = pool.map(_analyze_star, [(job, self.codes, self.options) for job in todo], chunksize=chunk)
+        except BaseException:
+            pool.terminate()
+            pool.join()
+            raise
+        pool.close()
+        pool.join()
+        interrupts.check()
+        return outcomes
 
     def _decide(self, index, candidates: list[tuple[str, dict]]) -> list[Finding]:
         from otel_sqla_doctor.static.rule import Requirement

@@ -4,7 +4,6 @@ the documented exit code (1 = a check failed, 2 = usage error)."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
@@ -21,33 +20,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def silent_server():
-    """Accepts TCP connections and never says a word: a hung server or a black-holing proxy."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
 
 
 def _assert_clean(run, *secrets: str) -> None:
@@ -82,11 +54,11 @@ def test_unknown_host():
 def test_silent_server_is_abandoned_within_the_timeout(scheme, silent_server):
     started = time.monotonic()
 
-    run = doctor(f"{scheme}://u@127.0.0.1:{silent_server}/test", "--timeout", "1", "--format", "json")
+    run = doctor(f"{scheme}://u@127.0.0.1:{silent_server.port}/test", "--timeout", "1", "--format", "json")
 
     elapsed = time.monotonic() - started
     assert run.exit_code == 1
-    assert run.check("OSD501")["detail"] == f"no answer from 127.0.0.1:{silent_server} within 1s"
+    assert run.check("OSD501")["detail"] == f"no answer from 127.0.0.1:{silent_server.port} within 1s"
     assert elapsed < 10  # interpreter start-up included; the wait itself is bounded by --timeout
 
 

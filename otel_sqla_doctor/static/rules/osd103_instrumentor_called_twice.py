@@ -6,7 +6,7 @@ import libcst as cst
 
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR
-from otel_sqla_doctor.static.patterns import exclusive, instrumentor_call, instrumentor_requirement, keyword, method_call
+from otel_sqla_doctor.static.patterns import exclusive, instrumentor_call, instrumentor_requirement, method_call
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid, check
 
 WARNING = "Attempting to instrument while already instrumented"
