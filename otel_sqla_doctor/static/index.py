@@ -299,10 +299,14 @@ class ProjectIndex:
 
         Computed once per index: several rules read the same start-up orders.
         """
+        return [events for _, events in self.entry_timelines()]
+
+    def entry_timelines(self) -> list[tuple[ModuleFacts, list[Event]]]:
+        """(entry module, its timeline) for each entry whose start can touch OpenTelemetry."""
         cached = self.__dict__.get("_timelines")
         if cached is None:
             cached = self.__dict__["_timelines"] = [
-                self.timeline(entry) for entry in self.entry_modules if self._may_set_up_tracing(entry)
+                (entry, self.timeline(entry)) for entry in self.entry_modules if self._may_set_up_tracing(entry)
             ]
         return cached
 

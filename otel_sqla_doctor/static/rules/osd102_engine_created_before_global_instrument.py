@@ -345,9 +345,8 @@ def startup_orders(index, asyncio_importers: Iterable[str] = ASYNCIO_IMPORTERS) 
     cache = index.__dict__.setdefault("_osd_startup_cache", {})
     if key not in cache:
         orders = []
-        if "timelines" not in cache:
-            cache["timelines"] = index.timelines()
-        for entry, events in zip(index.entry_modules, cache["timelines"]):
+        # Paired with their entries: entries that cannot reach OpenTelemetry have no timeline.
+        for entry, events in index.entry_timelines():
             order = StartupOrder(index, events, entry)
             order.note_asyncio_importers(asyncio_importers)
             orders.append(order)
