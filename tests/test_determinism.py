@@ -54,3 +54,34 @@ def test_cache_notices_a_changed_file(tmp_path):
     after = _run(root, use_cache=True)
     assert len(after[0]) < len(before[0])
     assert after == _run(root, use_cache=False)
+
+
+def test_cache_written_by_other_rule_code_is_not_reused(tmp_path):
+    """A pre-commit hook moved to another commit keeps the version number; its cache must not
+    hand back the old rules' findings. Here a copy of the package gets a rule edited between two
+    warm scans, and the second scan shows the edited rule's message."""
+    import subprocess
+    import sys
+
+    package = tmp_path / "pkg"
+    shutil.copytree(REPO / "otel_sqla_doctor", package / "otel_sqla_doctor", ignore=shutil.ignore_patterns("__pycache__"))
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "tests" / "fixtures" / "broken_wiring", root)
+
+    def scan() -> str:
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(package), "NO_COLOR": "1"}
+        run = subprocess.run(
+            [sys.executable, "-m", "otel_sqla_doctor", "scan", ".", "--select", "OSD101"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        )
+        assert run.returncode == 1, run.stderr
+        return run.stdout
+
+    assert "OSD101" in scan()
+    assert (root / ".otel_sqla_doctor_cache").is_dir()
+    rule = package / "otel_sqla_doctor" / "static" / "rules" / "osd101_async_engine_passed_to_instrumentor.py"
+    source = rule.read_text()
+    message = 'MESSAGE = "'
+    assert message in source or "MESSAGE = (" in source
+    rule.write_text(source.replace("MESSAGE = ", 'MESSAGE = "EDITED RULE: " + ', 1))
+    assert "EDITED RULE: " in scan()

@@ -144,3 +144,50 @@ def test_the_doctor_flags_the_handler(tmp_path: Path):
     flagged = [(f.line, code.splitlines()[f.line - 1].strip()) for f in result.findings]
     print(f"[OSD401] doctor: {flagged}")
     assert flagged == [(11, "with sync_engine.connect() as conn:  # what OSD401 reports")], flagged
+
+
+AWAIT_SYNC_SCRIPT = """
+import asyncio
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+engine = create_engine("sqlite://")
+
+
+async def handler():
+    with Session(engine) as session:
+        try:
+            await session.execute(text("SELECT 1"))
+        except TypeError as exc:
+            return str(exc)
+        return "awaited"
+
+
+report(error=asyncio.run(handler()))
+"""
+
+
+def test_awaiting_a_sync_session_call_is_a_type_error():
+    """Why OSD401 never reports an awaited call: on a sync Session it cannot run at all, so an
+    awaited `session.execute()` in working code is an AsyncSession, whatever its annotation."""
+    result = run_script(AWAIT_SYNC_SCRIPT)
+    print(f"\n[OSD401] await on a sync Session.execute(): {result['error']}")
+    assert "can't be used in 'await' expression" in result["error"]
+
+
+def test_the_doctor_trusts_await_over_a_wrong_annotation(tmp_path: Path):
+    from otel_sqla_doctor.api import load_config, scan_paths
+
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    (tmp_path / "history.py").write_text(textwrap.dedent(
+        """
+        import sqlalchemy as sa
+
+        async def history(session: sa.orm.Session, query):
+            result = await session.execute(query)     # awaited: really an AsyncSession
+            rows = session.execute(query)             # not awaited on a Session: blocks
+            return result, rows
+        """
+    ).lstrip())
+    result = scan_paths([tmp_path], config=load_config([tmp_path], select=["OSD401"]), use_cache=False, cwd=tmp_path)
+    assert [(f.path, f.line) for f in result.findings] == [("history.py", 5)]

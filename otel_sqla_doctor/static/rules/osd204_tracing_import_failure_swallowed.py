@@ -69,6 +69,9 @@ _APPLICATION_PACKAGES = (
     "opentelemetry.instrumentation",
     "opentelemetry.distro",
 )
+# Helpers that libraries use to cooperate with tracing (`is_instrumentation_enabled`,
+# `suppress_instrumentation`): guarding them sets nothing up or down.
+_LIBRARY_HELPERS = ("opentelemetry.instrumentation.utils",)
 
 
 class TracingImportFailureSwallowed(Rule):
@@ -117,6 +120,9 @@ class TracingImportFailureSwallowed(Rule):
     - Guarded imports of the bare API (`opentelemetry.trace`, `opentelemetry.context`, ...) are
       not reported: libraries make OpenTelemetry an optional dependency that way, and the API
       is a no-op when absent by design. Misplaced names are reported whatever is imported.
+    - Nor are guarded imports of `opentelemetry.instrumentation.utils`: libraries use its helpers
+      (`is_instrumentation_enabled`, `suppress_instrumentation`) to cooperate with tracing, and
+      guarding them turns no tracing off.
     - A misplaced name outside any `try` is reported too (as an error): it crashes at import.
     - Only the names in the table are checked for existence (the doctor never imports
       your dependencies); any other misspelling is missed.
@@ -185,6 +191,8 @@ class TracingImportFailureSwallowed(Rule):
                     continue
                 if not any(site.module == p or site.module.startswith(p + ".") for p in _APPLICATION_PACKAGES):
                     continue
+                if site.module in _LIBRARY_HELPERS:
+                    continue
                 caught = "/".join(n for n in site.guarded_by if n in _CATCHERS) or "Exception"
                 warned = group
                 yield ProjectReport(
@@ -213,6 +221,18 @@ TracingImportFailureSwallowed.VALID = [
             trace = None
         """,
         note="a library guarding the bare API",
+    ),
+    Valid(
+        """
+        def _is_instrumentation_enabled() -> bool:
+            try:
+                from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+                return is_instrumentation_enabled()
+            except (ImportError, ModuleNotFoundError):
+                return False
+        """,
+        note="a library asking whether instrumentation is suppressed (prefect does this)",
     ),
     Valid(
         """

@@ -99,6 +99,9 @@ class SyncDatabaseCallInAsyncFunction(Rule):
     is a sync engine passed as an argument (`metadata.create_all(engine)`, `pandas.read_sql(q,
     engine)`), nor a session kept on `self`. Methods that do no I/O by themselves (`add`,
     `delete`, `expunge`) are not reported: the `commit()` or `flush()` that follows is.
+    A call that is awaited (`await session.execute(q)`) is never reported, even on a parameter
+    annotated `Session`: a sync Session's result cannot be awaited (TypeError), so the object
+    must really be async and the annotation is what is wrong.
 
     ## References
     - ground truth row 10 (422 ms loop stall, identical spans)
@@ -123,6 +126,7 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         self._offload_depth = 0
         self._offloaded_lambdas: list[bool] = []
         self._in_parameters = 0
+        self._awaited: set[int] = set()
 
     # -- where we are -------------------------------------------------------------------------
     def visit_Parameters(self, node: cst.Parameters) -> None:
@@ -130,6 +134,11 @@ class SyncDatabaseCallInAsyncFunction(Rule):
 
     def leave_Parameters(self, node: cst.Parameters) -> None:
         self._in_parameters -= 1
+
+    def visit_Await(self, node: cst.Await) -> None:
+        # `await x.execute(...)`: the result is awaitable, so x is async whatever its annotation
+        # says (awaiting a sync Session's result raises TypeError; see the live test).
+        self._awaited.add(id(node.expression))
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self._offloaded_lambdas.append(self._offload_depth > 0)
@@ -147,6 +156,8 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         if offload:
             self._offload_depth += 1
         if offload or not self.ctx.in_async_function or self._in_parameters or any(self._offloaded_lambdas):
+            return
+        if id(node) in self._awaited:
             return
         func = node.func
         if isinstance(func, cst.Attribute):
@@ -315,6 +326,19 @@ class SyncDatabaseCallInAsyncFunction(Rule):
                     return await session.scalar(text("SELECT count(*) FROM users"))
             """,
             note="sessionmaker(class_=AsyncSession) makes async sessions",
+        ),
+        Valid(
+            """
+            import sqlalchemy as sa
+
+            async def read_history(session: sa.orm.Session, query):
+                result = await session.execute(query)
+                connection = await session.connection()
+                if connection.invalidated:
+                    await session.rollback()
+                return result.mappings()
+            """,
+            note="an awaited call is async whatever the annotation says (prefect annotates AsyncSessions as Session)",
         ),
     ]
     INVALID = [
