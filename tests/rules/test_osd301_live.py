@@ -103,3 +103,65 @@ def test_interpolated_sql_one_statement_per_value_postgresql(tmp_path, pg_dsn):
     _check(result)
     # PostgreSQL sees the value in the SQL text, versus a `$1` parameter.
     assert all("$1" in s for s in result["fixed"]["statements"]), result["fixed"]
+
+
+UNBINDABLE_SCRIPT = '''
+import asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+engine = create_async_engine({url!r})
+STATEMENTS = {statements!r}
+
+async def main():
+    errors = {{}}
+    for sql in STATEMENTS:
+        async with engine.connect() as conn:
+            try:
+                await conn.execute(text(sql), {{"name": "osd301_never_created"}})
+                errors[sql] = None
+            except Exception as exc:
+                errors[sql] = type(exc).__name__ + ": " + str(exc).splitlines()[0]
+            await conn.rollback()
+    await engine.dispose()
+    return errors
+
+report(errors=asyncio.run(main()))
+'''
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_ddl_arguments_cannot_be_bound(backend, request):
+    """Why OSD301 leaves DDL and utility statements alone: a bound parameter where they take an
+    identifier or an id is a syntax error on the real server, so "use bound parameters" is no fix."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_dsn")
+        statements = ["CREATE SCHEMA :name", "DROP TABLE :name", "PREPARE TRANSACTION :name", "SAVEPOINT :name"]
+    else:
+        url = request.getfixturevalue("mysql_dsn")
+        statements = ["CREATE DATABASE :name", "DROP TABLE :name", "SHOW CREATE TABLE :name", "SAVEPOINT :name"]
+    errors = run_script(UNBINDABLE_SCRIPT.format(url=url, statements=statements))["errors"]
+    print(f"\n[OSD301] {backend}: " + "; ".join(f"{sql!r} -> {error}" for sql, error in errors.items()))
+    for sql, error in errors.items():
+        assert error is not None and "syntax" in error.lower(), (sql, error)
+
+
+def test_the_doctor_leaves_ddl_alone_unless_strict(tmp_path):
+    code = textwrap.dedent(
+        """
+        from sqlalchemy import Connection
+
+        def provision(conn: Connection, ident, user_id):
+            conn.exec_driver_sql("CREATE DATABASE %s" % ident)
+            conn.exec_driver_sql(f"SELECT * FROM users WHERE id = {user_id}")
+        """
+    ).lstrip()
+    (tmp_path / "provision.py").write_text(code)
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    default = scan_paths([tmp_path], config=load_config([tmp_path], select=["OSD301"]), use_cache=False, cwd=tmp_path)
+    assert [f.line for f in default.findings] == [5]
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n[tool.otel-sqla-doctor.options.OSD301]\nstrict = true\n")
+    strict = scan_paths([tmp_path], config=load_config([tmp_path], select=["OSD301"]), use_cache=False, cwd=tmp_path)
+    assert [f.line for f in strict.findings] == [4, 5]
+    assert "cannot take bound parameters" in strict.findings[0].message

@@ -39,6 +39,36 @@ class Interpolation:
     via: str = ""  # the local name or helper the string came through
     node: Optional[cst.CSTNode] = None  # the formatting expression itself (for the fix)
     requires: tuple = ()  # for helpers in other modules, decided by the project index
+    leading: str = ""  # the literal text the statement starts with (its keyword)
+
+
+def _leading_text(node: cst.BaseExpression) -> str:
+    """The literal text a formatted SQL string starts with ("" when it starts with a value)."""
+    while True:
+        if isinstance(node, cst.ConcatenatedString):
+            node = node.left
+        elif isinstance(node, cst.BinaryOperation):
+            node = node.left
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "format":
+            node = node.func.value
+        else:
+            break
+    if isinstance(node, cst.SimpleString):
+        return node.raw_value
+    if isinstance(node, cst.FormattedString) and node.parts and isinstance(node.parts[0], cst.FormattedStringText):
+        return node.parts[0].value
+    return ""
+
+
+# Statements whose placeholders are identifiers or utility arguments that no driver can bind
+# (tests/rules/test_osd301_live.py shows the server rejecting them): schema changes,
+# provisioning, two-phase commit ids. They run rarely, and "use bound parameters" is no fix.
+_UNBINDABLE_STATEMENT = re.compile(
+    r"^\s*(?:CREATE|DROP|ALTER|TRUNCATE|GRANT|REVOKE|COMMENT\s+ON|USE|PRAGMA|VACUUM|ANALYZE|REINDEX|CLUSTER"
+    r"|ATTACH|DETACH|DESCRIBE|SHOW|SAVEPOINT|RELEASE|ROLLBACK\s+TO|PREPARE\s+TRANSACTION|COMMIT\s+PREPARED"
+    r"|ROLLBACK\s+PREPARED|XA|PURGE)\b",
+    re.IGNORECASE,
+)
 
 
 class _Env:
@@ -140,6 +170,12 @@ class _Analyzer:
             self._active.discard(id(node))
 
     def _interpolation(self, node: cst.BaseExpression) -> Optional[Interpolation]:
+        found = self._interpolation_parts(node)
+        if found is not None and not found.leading:
+            found.leading = _leading_text(node)
+        return found
+
+    def _interpolation_parts(self, node: cst.BaseExpression) -> Optional[Interpolation]:
         if isinstance(node, cst.FormattedString):
             found = Interpolation("an f-string", node=node)
             expressions = [p for p in node.parts if isinstance(p, cst.FormattedStringExpression)]
@@ -651,7 +687,10 @@ class InterpolatedSql(Rule):
     or pool. A placeholder whose value is fixed per process (a literal, a module-level constant,
     `Model.__tablename__`, an item of a literal collection such as `{"asc": "ASC"}[order]`, or a
     name checked against an allow-list with `if col not in ALLOWED: raise`, or typed `Literal[...]`)
-    is not reported unless the option `strict = true` is set.
+    is not reported unless the option `strict = true` is set. Neither are DDL and utility
+    statements (`CREATE`, `DROP`, `ALTER`, `GRANT`, `PRAGMA`, `SHOW`, `SAVEPOINT`, `PREPARE
+    TRANSACTION`, ...): their arguments are identifiers or ids that no driver can bind (the live
+    test shows PostgreSQL and MariaDB rejecting them), so the advice would be impossible.
 
     ## Why is this bad?
     Every distinct value becomes a distinct SQL text: the `db.statement` attribute and the span
@@ -753,10 +792,19 @@ class InterpolatedSql(Rule):
         strict = bool(self.options.get("strict"))
         if not found.dynamic and not (strict and found.constant):
             return
+        unbindable = _UNBINDABLE_STATEMENT.match(found.leading)
+        if unbindable and not strict:
+            return
         shown = found.dynamic or found.constant
         values = ", ".join(f"`{v}`" for v in dict.fromkeys(shown))
         source = f"`{found.via}` ({found.how})" if found.via else found.how
-        if found.dynamic:
+        if unbindable:
+            message = (
+                f"SQL built with {source} from {values} reaches {label} (strict mode: a "
+                f"`{unbindable.group(0).strip().upper()}` statement cannot take bound parameters; quote identifiers "
+                f"with the dialect's `identifier_preparer.quote()` and check them against an allow-list)"
+            )
+        elif found.dynamic:
             message = (
                 f"SQL built with {source} from {values} reaches {label}: each distinct value becomes a distinct "
                 f"`db.statement` (unbounded span cardinality, no statement reuse) and an injection risk"
@@ -767,7 +815,7 @@ class InterpolatedSql(Rule):
                 f"allow-listed; prefer bound parameters or `quoted_name` for identifiers)"
             )
         replacement = None
-        if is_text and isinstance(sql, cst.FormattedString) and found.node is sql and found.dynamic:
+        if is_text and isinstance(sql, cst.FormattedString) and found.node is sql and found.dynamic and not unbindable:
             replacement = self._fix(node, sql)
         self.report(
             node,
@@ -929,6 +977,24 @@ class InterpolatedSql(Rule):
             """,
             note="loop over a literal tuple, a conditional between two literals",
         ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            def create_db(conn, ident):
+                conn.exec_driver_sql("CREATE DATABASE %s" % ident)
+                conn.exec_driver_sql(f"ALTER DATABASE {ident} SET ALLOW_SNAPSHOT_ISOLATION ON")
+                conn.execute(text("DROP SCHEMA " + ident + " CASCADE"))
+
+            def prepare(conn, xid):
+                conn.exec_driver_sql("PREPARE TRANSACTION '%s'" % xid)
+
+            def setting(conn, name):
+                sql = "SHOW VARIABLES LIKE '%s'" % name
+                return conn.exec_driver_sql(sql)
+            """,
+            note="DDL and utility statements: no driver can bind their arguments (SQLAlchemy's own provisioning)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -987,7 +1053,7 @@ class InterpolatedSql(Rule):
 
             async def delete(session: AsyncSession, ids):
                 await session.execute("DELETE FROM t WHERE id IN (%s)" % ",".join(map(str, ids)))  # ERROR
-                await (await session.connection()).exec_driver_sql("VACUUM {}".format(ids[0]))  # ERROR
+                await (await session.connection()).exec_driver_sql("SELECT * FROM t WHERE id = {}".format(ids[0]))  # ERROR
             """,
             note="%-formatting into execute() of an AsyncSession, .format() into exec_driver_sql()",
         ),
@@ -1044,6 +1110,16 @@ class InterpolatedSql(Rule):
             """,
             options={"strict": True},
             note="strict mode also reports constant identifiers",
+        ),
+        Invalid(
+            """
+            from sqlalchemy import Connection
+
+            def create_db(conn: Connection, ident):
+                conn.exec_driver_sql("CREATE DATABASE %s" % ident)  # ERROR
+            """,
+            options={"strict": True},
+            note="strict mode also reports DDL built from values",
         ),
     ]
 
