@@ -461,12 +461,23 @@ class _Analyzer:
         return False
 
 
+_SCHEMA_OBJECT_NAMES = frozenset({"column", "col", "table", "tbl"})
+
+
 def _model_like(expr: cst.Attribute) -> bool:
-    """`User.__tablename__`, `model.__table__.name`: a table identifier, not a value."""
+    """`User.__tablename__`, `model.__table__.name`, `column.name`, `table.c[key].name`: an
+    identifier of the schema, not a value (`user.name` stays a value)."""
     if expr.attr.value in ("__tablename__", "__table__"):
         return True
     value = expr.value
-    return isinstance(value, cst.Attribute) and value.attr.value == "__table__"
+    if isinstance(value, cst.Attribute) and value.attr.value == "__table__":
+        return True
+    if expr.attr.value != "name":
+        return False
+    if isinstance(value, cst.Name) and value.value in _SCHEMA_OBJECT_NAMES:
+        return True
+    # table.c[key].name, table.columns["id"].name
+    return isinstance(value, cst.Subscript) and isinstance(value.value, cst.Attribute) and value.value.attr.value in ("c", "columns")
 
 
 def _literal_annotation(param: cst.Param) -> bool:
@@ -994,6 +1005,18 @@ class InterpolatedSql(Rule):
                 return conn.exec_driver_sql(sql)
             """,
             note="DDL and utility statements: no driver can bind their arguments (SQLAlchemy's own provisioning)",
+        ),
+        Valid(
+            """
+            from sqlalchemy import CheckConstraint, text
+
+            def json_check(column):
+                return CheckConstraint(text(f"{column.name} IS JSON"))
+
+            def ordered(conn, table, key):
+                return conn.execute(text(f"SELECT * FROM t ORDER BY {table.c[key].name}"))
+            """,
+            note="names of schema objects (`column.name`, `table.c[key].name`) are identifiers",
         ),
     ]
     INVALID = [
