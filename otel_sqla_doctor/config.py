@@ -59,11 +59,10 @@ class Config:
     sources: tuple[str, ...] = ()  # config files that were read
 
     def enabled_codes(self) -> set[str]:
-        from otel_sqla_doctor.static.rules import all_rules
+        from otel_sqla_doctor.static.rule_catalog import RULES
 
-        rules = all_rules()
         if self.select is None:
-            codes = {r.CODE for r in rules if r.DEFAULT_ENABLED}
+            codes = {code for code, _, enabled, _ in RULES if enabled}
         else:
             codes = expand_selectors(self.select, "select")
         codes |= expand_selectors(self.extend_select, "extend-select")
@@ -94,18 +93,17 @@ class Config:
 
 def expand_selectors(selectors: Iterable[str], key: str) -> set[str]:
     """`OSD301`, `OSD3` (prefix), `interpolated-sql` (name) or `ALL` -> rule codes."""
-    from otel_sqla_doctor.static.rules import all_rules
+    from otel_sqla_doctor.static.rule_catalog import RULES
 
-    rules = all_rules()
     codes: set[str] = set()
     for selector in selectors:
         selector = selector.strip()
         if not selector:
             continue
         if selector.upper() == "ALL":
-            codes |= {r.CODE for r in rules}
+            codes |= {code for code, *_ in RULES}
             continue
-        matched = {r.CODE for r in rules if r.CODE.startswith(selector.upper()) or r.NAME == selector}
+        matched = {code for code, name, *_ in RULES if code.startswith(selector.upper()) or name == selector}
         if not matched:
             raise UsageError(f"{key}: unknown rule code or name {selector!r} (see `doctor rules`)")
         codes |= matched
@@ -178,25 +176,28 @@ def _apply(config: Config, table: dict, source: Path) -> Config:
 
 
 def _merge_options(current: dict, table: Any, prefix: str) -> dict:
-    from otel_sqla_doctor.static.rules import rule_by_code
+    from otel_sqla_doctor.static.rule_catalog import RULES
 
+    options_by_code = {code: (code, options) for code, _, _, options in RULES}
+    options_by_code.update({name: (code, options) for code, name, _, options in RULES})
     if not isinstance(table, dict):
         raise UsageError(f"{prefix} options: expected a table per rule, e.g. [tool.{TABLE}.options.OSD301]")
     merged = {k: dict(v) for k, v in current.items()}
     for code, values in table.items():
-        rule = rule_by_code(code)
-        if rule is None:
+        found = options_by_code.get(code) or options_by_code.get(str(code).upper())
+        if found is None:
             raise UsageError(f"{prefix} options: unknown rule {code!r}")
+        rule_code, rule_options = found
         if not isinstance(values, dict):
             raise UsageError(f"{prefix} options.{code}: expected a table")
         for name, value in values.items():
-            if name not in rule.OPTIONS:
-                known = ", ".join(sorted(rule.OPTIONS)) or "none"
+            if name not in rule_options:
+                known = ", ".join(sorted(rule_options)) or "none"
                 raise UsageError(f"{prefix} options.{code}: unknown option {name!r} (known: {known})")
-            default = rule.OPTIONS[name]
+            default = rule_options[name]
             if default is not None and not isinstance(value, type(default)):
                 raise UsageError(f"{prefix} options.{code}.{name}: expected {type(default).__name__}")
-        merged.setdefault(rule.CODE, {}).update(values)
+        merged.setdefault(rule_code, {}).update(values)
     return merged
 
 

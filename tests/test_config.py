@@ -79,3 +79,29 @@ def test_explicit_config_file(tmp_path):
     other = tmp_path / "other.toml"
     other.write_text('[tool.otel-sqla-doctor]\nselect = ["OSD101"]\nextend-exclude = ["app/telemetry.py"]\n')
     assert _codes(project, "--config", str(other)) == []
+
+
+def test_exclude_globs_match_like_fnmatch_on_the_path_its_parents_and_components():
+    """The compiled matcher agrees with the plain definition (fnmatch on the path, on
+    `pattern/*`, and on each component for a bare name) over many random paths and patterns."""
+    import fnmatch
+    import random
+
+    from otel_sqla_doctor.config import DEFAULT_EXCLUDE
+    from otel_sqla_doctor.static.discovery import matches_any
+
+    def reference(relative, patterns):
+        for pattern in (p.rstrip("/") for p in patterns):
+            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(relative, pattern + "/*"):
+                return True
+            if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in relative.split("/")):
+                return True
+        return False
+
+    parts = ["src", "app", "migrations", "tests", "a.py", "x_test.py", ".venv", "build", "node_modules", "db.py"]
+    patterns = [*DEFAULT_EXCLUDE, "tests/*", "*_test.py", "src/app", "migrations/", "b?ild", "[ab]*.py"]
+    rng = random.Random(7)
+    for _ in range(5000):
+        relative = "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))
+        chosen = tuple(rng.sample(patterns, rng.randint(0, 5)))
+        assert matches_any(relative, chosen) == reference(relative, chosen), (relative, chosen)

@@ -43,3 +43,31 @@ def test_readme_rules_table_is_up_to_date():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert README_BEGIN in readme
     assert readme == with_readme_table(readme), "README rules table is stale: run `python -m otel_sqla_doctor.docs`"
+
+
+def test_rule_catalog_is_up_to_date():
+    """Rule selection reads the generated catalogue instead of importing the rules: it must list
+    exactly the real rules (regenerate with `python -m otel_sqla_doctor.docs`)."""
+    from otel_sqla_doctor.docs import rule_catalog_source
+
+    catalog = REPO / "otel_sqla_doctor" / "static" / "rule_catalog.py"
+    assert catalog.read_text(encoding="utf-8") == rule_catalog_source()
+
+
+def test_a_warm_scan_does_not_import_the_rules(tmp_path):
+    """When nothing changed, the decided findings are reused without importing LibCST or a rule."""
+    import subprocess
+    import sys
+
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    (tmp_path / "app.py").write_text("from sqlalchemy import text\n\ndef q(conn, x):\n    return conn.execute(text(f'SELECT {x}'))\n")
+    probe = (
+        "import sys, runpy; sys.argv = ['doctor', 'scan', '.', '-q'];"
+        "from otel_sqla_doctor.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m == 'libcst' or m.startswith('otel_sqla_doctor.static.rules.')))"
+    )
+    first = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "'libcst'" in first.stdout, first.stdout + first.stderr  # the cold scan parses
+    warm = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "LOADED []" in warm.stdout, warm.stdout + warm.stderr

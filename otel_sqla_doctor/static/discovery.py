@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Iterable, Optional
@@ -127,17 +129,27 @@ def is_python(path: Path) -> bool:
 
 
 def matches_any(relative_posix: str, patterns: Iterable[str]) -> bool:
-    """Glob match in the style of ruff's exclude: `pattern` against the path or any parent."""
+    """Glob match in the style of ruff's exclude: `pattern` against the path or any parent, and a
+    bare name (`migrations`) against any component of the path."""
+    whole, component = _compiled(tuple(patterns))
+    if whole is not None and whole.match(relative_posix):
+        return True
+    return component is not None and any(component.match(part) for part in relative_posix.split("/"))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> tuple[Optional["re.Pattern[str]"], Optional["re.Pattern[str]"]]:
+    # One regex per pattern set instead of three fnmatch calls per pattern and file (a warm scan
+    # of a large tree spent a fifth of its time here). fnmatch.translate keeps fnmatch semantics.
+    whole: list[str] = []
+    component: list[str] = []
     for pattern in patterns:
         pattern = pattern.rstrip("/")
-        if fnmatch.fnmatch(relative_posix, pattern):
-            return True
-        if fnmatch.fnmatch(relative_posix, pattern + "/*"):
-            return True
-        # A bare name matches that name anywhere (`migrations` skips every migrations folder).
-        if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in relative_posix.split("/")):
-            return True
-    return False
+        whole += [fnmatch.translate(pattern), fnmatch.translate(pattern + "/*")]
+        if "/" not in pattern:
+            component.append(fnmatch.translate(pattern))
+    join = lambda items: re.compile("|".join(f"(?:{item})" for item in items)) if items else None  # noqa: E731
+    return join(whole), join(component)
 
 
 def is_project_file(relative_posix: str) -> bool:
