@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import socket
 from collections.abc import Iterator
 
@@ -54,6 +55,10 @@ def describe_connect_error(exc: BaseException, *, host: str, port: int | None, u
             return (f"access denied for user {user!r}: wrong password, or no grant for this client host", "fix the password or the user's host grant")
         if code == MYSQL_UNKNOWN_DATABASE:
             return (f"database {database!r} does not exist on {where}", "fix the database name in the DSN")
+        if type(err).__module__.split(".", 1)[0] == "psycopg":
+            described = _describe_libpq(_first_line(err), host=host, where=where, user=user, database=database, timeout=timeout)
+            if described is not None:
+                return described
     # pymysql wraps refused/unresolvable in 2003 without keeping the socket error: say what we know.
     for err in _chain(exc):
         code = err.args[0] if err.args and isinstance(err.args[0], int) else None
@@ -62,6 +67,37 @@ def describe_connect_error(exc: BaseException, *, host: str, port: int | None, u
                 return (f"cannot reach the server at {where}: connection refused or nothing listening", "start the server, or fix the host/port in the DSN")
             return (f"unknown host {host!r}: the name does not resolve", "check the host name in the DSN")
     return (f"{type(exc).__name__}: {_first_line(exc)}", "check the DSN and that the server accepts connections from this host")
+
+
+# psycopg 3 raises OperationalError with no sqlstate for connection failures: libpq's message
+# (English unless the server's lc_messages says otherwise) is all there is.
+_LIBPQ = (
+    (re.compile(r"Connection refused"), "refused"),
+    (re.compile(r'database "[^"]*" does not exist'), "database"),
+    (re.compile(r'role "[^"]*" does not exist|no pg_hba\.conf entry'), "role"),
+    (re.compile(r"password authentication failed|no password supplied"), "password"),
+    (re.compile(r"failed to resolve host|could not translate host name"), "host"),
+    (re.compile(r"timeout expired"), "timeout"),
+)
+
+
+def _describe_libpq(message: str, *, host: str, where: str, user: str | None, database: str | None, timeout: float) -> tuple[str, str] | None:
+    for pattern, kind in _LIBPQ:
+        if not pattern.search(message):
+            continue
+        if kind == "refused":
+            return (f"connection refused by {where}: nothing is listening there", "start the server, or fix the host/port in the DSN")
+        if kind == "database":
+            return (f"database {database!r} does not exist on {where}", "fix the database name in the DSN")
+        if kind == "role":
+            reason = message.split("FATAL:", 1)[-1].strip()
+            return (f"the server rejected user {user!r}: {reason}", "use a role that exists and may log in")
+        if kind == "password":
+            return (f"authentication failed for user {user!r}: wrong password", "fix the password (it is never printed)")
+        if kind == "host":
+            return (f"unknown host {host!r}: the name does not resolve", "check the host name in the DSN")
+        return (f"no answer from {where} within {timeout:g}s", "check host, port and firewalls; raise --timeout for a slow network")
+    return None
 
 
 def _resolves(host: str) -> bool:
