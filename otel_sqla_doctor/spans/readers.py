@@ -17,6 +17,7 @@ a console span, a Jaeger trace), not by the file size.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -62,10 +63,13 @@ class SpanFile:
             "jaeger": self._jaeger,
             "empty": lambda fh: iter(()),
         }[self.format]
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for span in reader(fh):
-                self.spans_read += 1
-                yield span
+        with open_text(self.path) as fh:
+            try:
+                for span in reader(fh):
+                    self.spans_read += 1
+                    yield span
+            except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
+                raise SpanFileError(f"{self.path}: cannot read: {exc}") from None
 
     # --- OTLP -------------------------------------------------------------------------------
     def _otlp_lines(self, fh: TextIO) -> Iterator[Span]:
@@ -101,13 +105,22 @@ class SpanFile:
             yield from _jaeger_trace(trace)
 
 
+def open_text(path: Path) -> TextIO:
+    """The file as text, gunzipped on the fly when it is gzip (archived exports: `spans.json.gz`)."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
 def detect_format(path: Path) -> str:
     """The format of a span file, or SpanFileError naming the formats we expected."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open_text(path) as fh:
             head = fh.read(_SNIFF)
-    except OSError as exc:
-        raise SpanFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (OSError, EOFError) as exc:
+        raise SpanFileError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     text = head.lstrip("\ufeff \t\r\n")
     if not text:
         return "empty"

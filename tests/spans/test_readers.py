@@ -133,3 +133,37 @@ def test_empty_file_has_no_spans(tmp_path):
     report = analyze_files([path])
     assert report.stats.spans == 0 and report.findings == ()
     assert "no spans were read" in report.notes
+
+
+@pytest.mark.parametrize("name", ["n_plus_one.otlp.jsonl", "literals.otlp.json", "n_plus_one.console.txt", "n_plus_one.jaeger.json"])
+def test_gzipped_files_read_the_same(tmp_path, fixtures, name):
+    import gzip
+
+    packed = tmp_path / (name + ".gz")
+    packed.write_bytes(gzip.compress((fixtures / name).read_bytes()))
+    plain = SpanFile(fixtures / name)
+    gzipped = SpanFile(packed)
+    assert gzipped.format == plain.format
+    assert _structure(list(gzipped)) == _structure(list(plain))
+
+
+def test_gzipped_spans_through_the_command_line(tmp_path, fixtures):
+    import gzip
+
+    packed = tmp_path / "spans.jsonl.gz"
+    packed.write_bytes(gzip.compress((fixtures / "n_plus_one.otlp.jsonl").read_bytes()))
+    result = run_doctor("spans", str(packed))
+    assert result.returncode == 1, result.stderr
+    assert "OSD601" in result.stdout
+
+
+def test_a_corrupt_gzip_file_is_a_clear_error(tmp_path, fixtures):
+    import gzip
+
+    packed = gzip.compress((fixtures / "n_plus_one.otlp.jsonl").read_bytes())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    result = run_doctor("spans", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("doctor: error: ") and "cannot read" in result.stderr
+    assert "Traceback" not in result.stderr
