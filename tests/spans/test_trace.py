@@ -85,3 +85,39 @@ def test_usage_errors():
     missing = run_doctor("trace", "--", "no-such-command-for-doctor")
     assert missing.returncode == 2
     assert missing.stderr.strip() == "doctor: error: command not found: no-such-command-for-doctor"
+
+
+LAUNCHED_APP = '''
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import create_engine, text
+
+trace.set_tracer_provider(TracerProvider())
+engine = create_engine("sqlite://")  # instrumented by opentelemetry-instrument, not by the app
+tracer = trace.get_tracer("app")
+with engine.connect() as conn:
+    conn.execute(text("CREATE TABLE books (id INTEGER PRIMARY KEY, author_id INTEGER)"))
+    with tracer.start_as_current_span("GET /authors"):
+        for author_id in range(8):
+            conn.execute(text("SELECT id FROM books WHERE author_id = :a"), {"a": author_id})
+print("done")
+'''
+
+
+def test_programs_run_by_opentelemetry_instrument_are_recorded(tmp_path):
+    """`opentelemetry-instrument` puts its own sitecustomize first, hiding the doctor's; the doctor
+    then records through an `opentelemetry_pre_instrument` entry point that the launcher runs."""
+    from pathlib import Path
+
+    launcher = Path(sys.executable).parent / "opentelemetry-instrument"
+    assert launcher.exists(), "opentelemetry-instrumentation provides the launcher"
+    app = tmp_path / "app.py"
+    app.write_text(LAUNCHED_APP)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    result = run_doctor("trace", "--format", "json", "--", str(launcher), sys.executable, str(app), env=env)
+    assert result.stdout == "done\n"
+    report = json.loads(result.stderr[result.stderr.index("{"):])
+    by_code = {f["code"]: f for f in report["findings"]}
+    assert by_code["OSD601"]["details"]["count"] == 8, report["findings"]
+    assert by_code["OSD601"]["details"]["parent"] == "GET /authors"

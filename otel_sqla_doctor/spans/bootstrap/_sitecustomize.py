@@ -10,7 +10,9 @@ What it does, in the traced process (and in its Python subprocesses, which inher
    `{"resourceSpans": [...]}` object per line, like the collector's file exporter.
 2. Remembers every span that was started; at exit, spans started and never ended are written with
    no end time (OTLP endTimeUnixNano 0), so the analysis can report them (OSD604).
-3. Chains to the sitecustomize that this one shadows, if any.
+3. Chains to the sitecustomize that this one shadows, if any. Under `opentelemetry-instrument`,
+   whose sitecustomize shadows this one, the same set-up runs from a pre-instrument entry point
+   (see `attach_from_launcher`).
 4. With DOCTOR_TRACE_INSTRUMENT=1: installs an SDK TracerProvider (unless the environment already
    set one) and instruments SQLAlchemy the way the ground truth says is correct: import
    `sqlalchemy.ext.asyncio` first, then the global `SQLAlchemyInstrumentor().instrument()`
@@ -240,6 +242,8 @@ def _install_recorder():
     except ImportError:
         _say("opentelemetry-sdk is not importable in this interpreter; no spans will be recorded")
         return False
+    if getattr(sdk_trace.TracerProvider, "_doctor_trace_recording", False):
+        return True  # installed already (by the sitecustomize, or by the launcher hook)
     os.makedirs(_OUT_DIR, exist_ok=True)
     _RECORDER = _Recorder(_OUT_DIR)
     original_init = sdk_trace.TracerProvider.__init__
@@ -250,6 +254,13 @@ def _install_recorder():
 
     __init__.__wrapped__ = original_init
     sdk_trace.TracerProvider.__init__ = __init__
+    sdk_trace.TracerProvider._doctor_trace_recording = True
+    # A provider made before this ran (opentelemetry-instrument's configurator) records too.
+    from opentelemetry import trace
+
+    current = trace.get_tracer_provider()
+    if isinstance(current, sdk_trace.TracerProvider):
+        current.add_span_processor(_RECORDER)
     # Registered first, so it runs last: after the app's own exit handlers have ended their spans.
     atexit.register(_RECORDER.at_exit)
     if hasattr(os, "register_at_fork"):
@@ -300,6 +311,23 @@ def _instrument_sqlalchemy():
             "declares; instrumenting with skip_dep_check=True" % sqlalchemy.__version__
         )
         instrumentor.instrument(skip_dep_check=True)
+
+
+def attach_from_launcher():
+    """The `opentelemetry_pre_instrument` hook, for programs run by `opentelemetry-instrument`.
+
+    The launcher puts its own sitecustomize first on PYTHONPATH, so this file never runs as
+    `sitecustomize` there. Its `initialize()` does call every `opentelemetry_pre_instrument` entry
+    point found on sys.path, after the SDK configurator made the provider; `prepare()` writes a
+    small dist-info next to this file that declares this function as one.
+    """
+    if not _OUT_DIR:
+        return
+    if _install_recorder() and os.environ.get("DOCTOR_TRACE_INSTRUMENT") == "1":
+        try:
+            _instrument_sqlalchemy()
+        except Exception as exc:
+            _say("--instrument failed: %s: %s" % (type(exc).__name__, exc))
 
 
 def _main():
