@@ -36,7 +36,7 @@ INDEX_WORDS = (
 MAX_FILE_BYTES = 4_000_000
 PARALLEL_THRESHOLD = 24  # below this many files to parse, a process pool costs more than it saves
 CACHE_DIR = ".otel_sqla_doctor_cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: call summaries stored as JSON text
 
 
 @dataclass

@@ -531,6 +531,8 @@ def _is_wiring(site: CallSite) -> bool:
     callee = site.callee
     if callee:
         return callee.startswith("opentelemetry.") or callee.rsplit(".", 1)[-1] in _WIRING_NAMES
+    if site.method is not None and site.method not in _WIRING_NAMES:
+        return False  # decided without decoding the summary
     raw = site.summary[1] if site.summary and site.summary[0] == "call" else None
     return bool(raw and raw[0] == "attr" and raw[2] in _WIRING_NAMES)
 

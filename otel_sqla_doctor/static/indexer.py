@@ -217,6 +217,7 @@ class Indexer:
             branches=tuple(self._branches),
             guards=tuple(sorted(frozenset().union(*self._guards))) if self._guards else (),
             star_args=any(a.star for a in node.args),
+            method=method if callee_summary[0] in ("attr", "ref") else "",
         )
         self.facts.calls.append(site)
         if tracked:

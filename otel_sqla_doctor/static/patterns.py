@@ -77,8 +77,10 @@ def sqlalchemy_instrument_calls(index) -> Iterator[tuple[Any, Any, CommenterSett
     from otel_sqla_doctor.static.summary import kwarg
 
     for facts, site in index.all_calls():
+        if not site.line or (site.method is not None and site.method != "instrument"):
+            continue
         summary = site.summary
-        if not site.line or not summary or summary[0] != "call" or not summary[1]:
+        if not summary or summary[0] != "call" or not summary[1]:
             continue
         callee = summary[1]
         if callee[0] == "attr" and callee[2] == "instrument":
@@ -138,6 +140,8 @@ class InstrumentorCall:
 
 def instrumentor_call(index, site, methods: tuple = ("instrument", "uninstrument")) -> Optional[InstrumentorCall]:
     """What a CallSite calls `instrument`/`uninstrument` on, through aliases and other modules."""
+    if site.method is not None and site.method not in methods:
+        return None
     summary = site.summary
     if not summary or summary[0] != "call" or not summary[1]:
         return None

@@ -137,6 +137,8 @@ class Creation:
 
 def instrument_call(index, site: CallSite) -> Optional[tuple[bool, tuple]]:
     """(is_global, engine targets) when the call is `SQLAlchemyInstrumentor().instrument(...)`."""
+    if site.method is not None and site.method != "instrument":
+        return None
     summary = site.summary
     if not summary or summary[0] != "call" or not summary[1]:
         return None
