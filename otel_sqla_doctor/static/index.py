@@ -393,6 +393,57 @@ class ProjectIndex:
             table[facts.path] = per_module
         return per_module.get(scope, ([], {}))
 
+    # The simulation runs every module and function once per entry (a hundred entries in a large
+    # service): what it does with each is fixed by the index, so it is planned once here.
+    def _module_plan(self, facts: ModuleFacts) -> list[tuple[bool, object]]:
+        """(is_import, site) of a module's top level, in the order a start runs them."""
+        plans = self.__dict__.setdefault("_module_plans", {})
+        plan = plans.get(facts.path)
+        if plan is None:
+            imports, sites = self._scoped_items(facts, "")
+            items: list[tuple[int, object]] = [(s.order, s) for s in imports]
+            items += list(sites.items())
+            items.sort(key=lambda item: (item[1].main_guard, item[0]))
+            plan = plans[facts.path] = [(isinstance(item, ImportSite), item) for _, item in items]
+        return plan
+
+    def _function_plan(self, qualname: str, facts: ModuleFacts, function: FunctionFacts) -> list[tuple[str, object]]:
+        """("import" | "call" | "function", site or qualname) of a function body, in order."""
+        plans = self.__dict__.setdefault("_function_plans", {})
+        plan = plans.get(qualname)
+        if plan is None:
+            imports, sites = self._scoped_items(facts, qualname)
+            items: list[tuple[int, object]] = [(s.order, s) for s in imports]
+            items += list(sites.items())
+            for order, callee in function.calls:
+                if order not in sites and self._function_or_init(callee):
+                    items.append((order, callee))
+            items.sort(key=lambda item: item[0])
+            plan = []
+            for _, item in items:
+                if isinstance(item, ImportSite):
+                    plan.append(("import", item))
+                elif isinstance(item, CallSite):
+                    plan.append(("call", item))
+                else:
+                    plan.append(("function", self._function_or_init(item)[1].qualname))
+            plans[qualname] = plan
+        return plan
+
+    def _call_plan(self, site: CallSite) -> tuple[bool, tuple[str, ...]]:
+        """(whether the call is an event, the project functions it runs, in order).
+
+        Only calls the wiring rules read are events (instrument(), engines, the SDK, and project
+        functions that lead to those); every project call is still followed.
+        """
+        plans = self.__dict__.setdefault("_call_plans", {})
+        plan = plans.get(id(site))
+        if plan is None:
+            hits = [self._function_or_init(c) if c else None for c in (*site.arg_calls, site.callee)]
+            emits = _is_wiring(site) or any(h is not None and self._reaches_wiring(h[1].qualname) for h in hits)
+            plan = plans[id(site)] = (emits, tuple(h[1].qualname for h in hits if h is not None))
+        return plan
+
     def _reaches_tracked_calls(self, qualname: str) -> bool:
         """The function, or a project function it calls (transitively), makes a tracked call."""
         return self._reaches(qualname, "_reaches_cache", lambda site: True)
@@ -451,14 +502,10 @@ class _Run:
             return
         self.loaded.add(facts.path)
         self.loaded_modules.append(facts)
-        imports, sites = self.index._scoped_items(facts, "")
-        items: list[tuple[int, object]] = [(s.order, s) for s in imports]
-        items += list(sites.items())
-        items.sort(key=lambda item: (item[1].main_guard, item[0]))
-        for _, item in items:
+        for is_import, item in self.index._module_plan(facts):
             if item.main_guard and not is_main:
                 continue
-            if isinstance(item, ImportSite):
+            if is_import:
                 self._import(facts, item, via="")
             else:
                 self._call(facts, item, via="", late=False)
@@ -478,14 +525,11 @@ class _Run:
         outer = self._branches
         self._branches = outer + tuple(getattr(site, "branches", ()))
         try:
-            hits = [self.index._function_or_init(c) if c else None for c in (*site.arg_calls, site.callee)]
-            # Only calls the wiring rules read are events (instrument(), engines, the SDK, and
-            # project functions that lead to those); every project call is still followed.
-            if _is_wiring(site) or any(h is not None and self.index._reaches_wiring(h[1].qualname) for h in hits):
+            emits, callees = self.index._call_plan(site)
+            if emits:
                 self._emit(kind="call", module=facts, site=site, via=via, late=late, branches=self._branches)
-            for hit in hits:
-                if hit is not None:  # a project function, or a project class's __init__
-                    self.function(hit[1].qualname, late=late)
+            for qualname in callees:  # project functions, or project classes' __init__
+                self.function(qualname, late=late)
         finally:
             self._branches = outer
 
@@ -502,20 +546,13 @@ class _Run:
         facts, function = hit
         self._stack.append(qualname)
         try:
-            imports, sites = self.index._scoped_items(facts, qualname)
-            items: list[tuple[int, object]] = [(s.order, s) for s in imports]
-            items += list(sites.items())
-            for order, callee in function.calls:
-                if order not in sites and self.index._function_or_init(callee):
-                    items.append((order, callee))
-            items.sort(key=lambda item: item[0])
-            for _, item in items:
-                if isinstance(item, ImportSite):
+            for kind, item in self.index._function_plan(qualname, facts, function):
+                if kind == "import":
                     self._import(facts, item, via=qualname, late=late)
-                elif isinstance(item, CallSite):
+                elif kind == "call":
                     self._call(facts, item, via=qualname, late=late)
                 else:
-                    self.function(self.index._function_or_init(item)[1].qualname, late=late)
+                    self.function(item, late=late)
         finally:
             self._stack.pop()
 
