@@ -430,6 +430,19 @@ class ProjectIndex:
             plans[qualname] = plan
         return plan
 
+    def _import_plan(self, site: ImportSite) -> tuple[list[ModuleFacts], bool]:
+        """(the project modules an import runs, whether it is an event).
+
+        Imports of the project's own modules and of the standard library are walked, not
+        reported: the rules look for third-party imports (OpenTelemetry, sqlalchemy.ext.asyncio).
+        """
+        plans = self.__dict__.setdefault("_import_plans", {})
+        plan = plans.get(id(site))
+        if plan is None:
+            targets = self._import_targets(site)
+            plan = plans[id(site)] = (targets, not targets and site.module.split(".", 1)[0] not in _STDLIB)
+        return plan
+
     def _call_plan(self, site: CallSite) -> tuple[bool, tuple[str, ...]]:
         """(whether the call is an event, the project functions it runs, in order).
 
@@ -513,13 +526,13 @@ class _Run:
     def _import(self, facts: ModuleFacts, site: ImportSite, via: str, late: bool = False) -> None:
         first = site.module not in self.imported_names
         self.imported_names.add(site.module)
-        targets = self.index._import_targets(site)
-        # Imports of the project's own modules and of the standard library are walked, not
-        # reported: the rules look for third-party imports (OpenTelemetry, sqlalchemy.ext.asyncio).
-        if not targets and site.module.split(".", 1)[0] not in _STDLIB:
+        targets, reported = self.index._import_plan(site)
+        if reported:
             self._emit(kind="import", module=facts, imported=site.module, first_import=first, via=via, late=late, import_site=site)
+        loaded = self.loaded
         for target in targets:
-            self.module(target)
+            if target.path not in loaded:
+                self.module(target)
 
     def _call(self, facts: ModuleFacts, site: CallSite, via: str, late: bool) -> None:
         outer = self._branches
