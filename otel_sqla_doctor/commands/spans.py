@@ -83,9 +83,11 @@ def spans_command(
     """Analyse exported spans: N+1 queries, interpolated SQL, doubled instrumentation, pool waits (OSD6xx)."""
     from otel_sqla_doctor.errors import UsageError
 
-    missing = [str(p) for p in files if not p.is_file()]
-    if missing:
-        raise UsageError(f"no such file: {missing[0]}")
+    for path in files:
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory: give the span files themselves (e.g. {path}/*.jsonl)")
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
     report = _analyze(
         files,
         n_plus_one_threshold=n_plus_one_threshold,

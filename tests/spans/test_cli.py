@@ -68,17 +68,18 @@ def test_output_and_html_files(fixtures, tmp_path):
         (["--select", "OSD699", "{f}"], "unknown check 'OSD699'"),
         (["--n-plus-one-threshold", "1", "{f}"], "--n-plus-one-threshold"),
         (["/no/such/file.jsonl"], "no such file: /no/such/file.jsonl"),
+        (["{dir}"], "is a directory: give the span files themselves"),
     ],
 )
 def test_usage_errors_exit_2(fixtures, args, message):
-    args = [a.replace("{f}", str(fixtures / "n_plus_one.otlp.jsonl")) for a in args]
+    args = [a.replace("{f}", str(fixtures / "n_plus_one.otlp.jsonl")).replace("{dir}", str(fixtures)) for a in args]
     result = run_doctor("spans", *args)
     assert result.returncode == 2
     assert message in result.stderr
 
 
 def test_installed_doctor_script(fixtures):
-    """The real console script, as registered in cli.py."""
+    """The real console script, as registered in pyproject.toml."""
     doctor = shutil.which("doctor", path=os.path.dirname(sys.executable)) or shutil.which("doctor")
     assert doctor, "the package is not installed (pip install -e .)"
     result = subprocess.run([doctor, "spans", str(fixtures / "n_plus_one.console.txt")], capture_output=True, text=True, cwd=ROOT, timeout=60)
