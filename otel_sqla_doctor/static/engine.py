@@ -90,6 +90,8 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
         return {"error": f"cannot decode: {_one_line(exc)} (save it as UTF-8 or declare its coding)"}
     except RecursionError:
         return {"error": "too deeply nested to parse"}
+    except Exception as exc:  # LibCST's own CSTLogicError / validation errors on valid Python
+        return {"error": f"internal error in the LibCST parser: {type(exc).__name__}: {_one_line(exc)} (please report this)"}
 
     facts = ModuleFacts(path=relative, module=module_name, is_package=is_package)
     ctx = FileContext(module, module_name, relative, is_package)
@@ -110,6 +112,16 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
         culprit = _culprit(exc, rules)
         return {"error": f"internal error in {culprit}: {type(exc).__name__}: {_one_line(exc)} (please report this)"}
 
+    try:
+        return _collect(module, data, facts, indexer, rules, errors)
+    except RecursionError:
+        return {"error": "too deeply nested to analyse"}
+    except Exception as exc:  # positions and fixes of one file must not stop the scan either
+        return {"error": f"internal error while locating findings: {type(exc).__name__}: {_one_line(exc)} (please report this)"}
+
+
+def _collect(module, data: bytes, facts, indexer, rules, errors: list[str]) -> dict:
+    """Source positions for the indexer's facts and the rules' reports; the file's outcome."""
     from otel_sqla_doctor.static.positions import locate
 
     reports = [(rule, report) for rule in rules for report in rule.reports]
@@ -197,6 +209,12 @@ def _culprit(exc: BaseException, rules) -> str:
             culprit = f"rule {names[module]}"
         tb = tb.tb_next
     return culprit
+
+
+def _internal(culprit: str, exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"internal error in {culprit}: names resolve in a cycle too deep to follow (please report this)"
+    return f"internal error in {culprit}: {type(exc).__name__}: {_one_line(exc)} (please report this)"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -355,7 +373,8 @@ class Scanner:
         unparsed = [(r, d) for r, _, d in pending if r not in outcomes]
         index = ProjectIndex(modules, ProjectFiles(project_texts), imported_elsewhere=_imports_by_regex(unparsed))
         index.async_paths = tuple(r for r, _, d in pending if b"async def" in d)
-        findings = self._decide(index, candidates)
+        findings, problems = self._decide(index, candidates)
+        file_errors += problems
         if self.use_cache:
             _save_result(self.root, self.fingerprint, project_key, findings, file_errors)
         return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
@@ -416,19 +435,24 @@ class Scanner:
         interrupts.check()
         return outcomes
 
-    def _decide(self, index, candidates: list[tuple[str, dict]]) -> list[Finding]:
+    def _decide(self, index, candidates: list[tuple[str, dict]]) -> tuple[list[Finding], list[FileError]]:
         from otel_sqla_doctor.static.rule import Requirement
         from otel_sqla_doctor.static.rules import all_rules
         from otel_sqla_doctor.static.summary import from_json
 
         rules = {r.CODE: r for r in all_rules() if r.CODE in self.codes}
         findings: list[Finding] = []
+        problems: list[FileError] = []  # a rule's bug while deciding: an error entry, not a dead scan
         for relative, candidate in candidates:
             rule = rules.get(candidate["code"])
             if rule is None:
                 continue
             requirements = [Requirement(from_json(s), p, tuple(a)) for s, p, a in candidate["requires"]]
-            if not all(r.holds(index) for r in requirements):
+            try:
+                if not all(r.holds(index) for r in requirements):
+                    continue
+            except Exception as exc:  # RecursionError included: one finding's question, not the scan
+                problems.append(FileError(self.display(relative), _internal(f"rule {rule.CODE} (project index)", exc)))
                 continue
             line, column, end_line, end_column = candidate["span"]
             fix = None
@@ -445,7 +469,12 @@ class Scanner:
         # one finding, with the project check's message (it sees more) and the file visitor's fix.
         from_files = {(f.path, f.line, f.column, f.code): i for i, f in enumerate(findings)}
         for code, rule in rules.items():
-            for report in rule.check_project(index, self.options.get(code, {})):
+            try:
+                reports = list(rule.check_project(index, self.options.get(code, {})))
+            except Exception as exc:  # one project rule's bug: an error naming it, the others still report
+                problems.append(FileError(".", _internal(f"rule {code} (project check)", exc)))
+                continue
+            for report in reports:
                 span = (report.line, report.column, report.end_line or report.line, report.end_column or report.column)
                 finding = self._finding(
                     rule, report.path, span, report.message or rule.MESSAGE, report.hint or rule.HINT, None,
@@ -456,7 +485,8 @@ class Scanner:
                     findings.append(finding)
                 else:
                     findings[same] = dataclasses.replace(finding, fix=findings[same].fix)
-        return [f for f in findings if f.code not in self.config.ignored_for(self._relative_of_display(f.path))]
+        kept = [f for f in findings if f.code not in self.config.ignored_for(self._relative_of_display(f.path))]
+        return kept, problems
 
     def _under_targets(self, display: str, targets: list[Path]) -> bool:
         path = (self.cwd / display).resolve()

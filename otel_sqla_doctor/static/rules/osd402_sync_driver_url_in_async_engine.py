@@ -53,9 +53,15 @@ def _scheme_of_text(text: Any, drivername: bool = False) -> Optional[str]:
     return scheme if scheme.replace("+", "").replace("_", "").isalnum() else None
 
 
-def _symbol(index, qualname: str) -> Optional[Summary]:
+def _symbol(index, qualname: str, seen: Optional[set] = None) -> Optional[Summary]:
     """The summary a project module binds `qualname` to: `app.config.DATABASE_URL`,
     `app.config.Settings.DATABASE_URL`, or `app.config.settings.DATABASE_URL` (an instance)."""
+    # A settings attribute annotated without a value (`DATABASE_URL: Optional[str]`) leads from
+    # the class back to itself: each name is followed once.
+    seen = set() if seen is None else seen
+    if qualname in seen:
+        return None
+    seen.add(qualname)
     parts = qualname.split(".")
     for i in range(len(parts) - 1, 0, -1):
         facts = index.module(".".join(parts[:i]))
@@ -68,7 +74,7 @@ def _symbol(index, qualname: str) -> Optional[Summary]:
         if tail and "." not in tail and head in facts.symbols:
             owner = index.value(facts.symbols[head])
             if owner and owner[0] in ("obj", "class") and owner[1] != qualname:
-                return _symbol(index, f"{owner[1]}.{tail}")
+                return _symbol(index, f"{owner[1]}.{tail}", seen)
         return None
     return None
 
