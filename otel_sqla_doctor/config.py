@@ -32,6 +32,7 @@ KNOWN_KEYS = {
     "per-file-ignores",
     "severity",
     "options",
+    "path-roles",
 }
 DEFAULT_EXCLUDE = (
     ".git",
@@ -55,6 +56,7 @@ class Config:
     per_file_ignores: dict = field(default_factory=dict)  # glob -> tuple of selectors
     severity: dict = field(default_factory=dict)  # code -> "error" | "warning" | "info"
     options: dict = field(default_factory=dict)  # code -> {option: value}
+    path_roles: dict = field(default_factory=dict)  # glob -> "service" | "test" | "example" | "script" | "migration"
     root: Optional[Path] = None  # the project root (where the nearest config or VCS root is)
     sources: tuple[str, ...] = ()  # config files that were read
 
@@ -84,7 +86,7 @@ class Config:
     def fingerprint(self) -> str:
         """Changes whenever anything that affects findings changes (part of the cache key)."""
         data = json.dumps(
-            [sorted(self.enabled_codes()), self.options, sorted(self.severity.items())],
+            [sorted(self.enabled_codes()), self.options, sorted(self.severity.items()), sorted(self.path_roles.items())],
             sort_keys=True,
             default=str,
         )
@@ -172,7 +174,23 @@ def _apply(config: Config, table: dict, source: Path) -> Config:
         changes["severity"] = merged
     if "options" in table:
         changes["options"] = _merge_options(config.options, table["options"], prefix)
+    if "path-roles" in table:
+        changes["path_roles"] = _merge_path_roles(config.path_roles, table["path-roles"], prefix)
     return replace(config, **changes)
+
+
+def _merge_path_roles(current: dict, table: Any, prefix: str) -> dict:
+    from otel_sqla_doctor.static.paths import PathRole
+
+    roles = [r.value for r in PathRole]
+    if not isinstance(table, dict):
+        raise UsageError(f'{prefix} path-roles: expected a table of glob = role, e.g. {{ "ops/**" = "script" }}')
+    merged = dict(current)
+    for glob, role in table.items():
+        if role not in roles:
+            raise UsageError(f"{prefix} path-roles.{glob}: expected one of {', '.join(roles)}, got {role!r}")
+        merged[glob] = role
+    return merged
 
 
 def _merge_options(current: dict, table: Any, prefix: str) -> dict:

@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 from otel_sqla_doctor import __version__, interrupts
 from otel_sqla_doctor.config import Config
 from otel_sqla_doctor.findings import Edit, FileError, Finding, Fix, ScanResult, Severity, Span
-from otel_sqla_doctor.static import discovery, suppressions
+from otel_sqla_doctor.static import discovery, paths, suppressions
 
 # A file is parsed for the index when it mentions one of these (most files mention none).
 INDEX_WORDS = (
@@ -35,6 +35,7 @@ INDEX_WORDS = (
 )
 MAX_FILE_BYTES = 4_000_000
 PARALLEL_THRESHOLD = 24  # below this many files to parse, a process pool costs more than it saves
+PATH_ROLES_KEY = "path-roles"  # in the options handed to workers, beside the rule codes
 CACHE_DIR = ".otel_sqla_doctor_cache"
 CACHE_FORMAT = 2  # 2: call summaries stored as JSON text
 
@@ -80,6 +81,7 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
     from otel_sqla_doctor.static.indexer import Indexer
     from otel_sqla_doctor.static.walker import Walker
 
+    paths.configure(options.get(PATH_ROLES_KEY))
     if b"\0" in data:
         return {"error": "contains NUL bytes; not a Python source file"}
     try:
@@ -245,6 +247,10 @@ class Scanner:
         self.jobs = jobs
         self.codes = tuple(sorted(config.enabled_codes()))
         self.options = {code: config.rule_options(code) for code in self.codes}
+        # Where each file runs (service, test, example, script, migration): the project's own
+        # globs travel with the options to the workers.
+        self.options[PATH_ROLES_KEY] = dict(config.path_roles)
+        paths.configure(config.path_roles)
         self.fingerprint = hashlib.sha1(f"{__version__}:{_code_digest()}:{config.fingerprint()}".encode()).hexdigest()[:16]
 
     # paths

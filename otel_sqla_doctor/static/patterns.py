@@ -50,13 +50,11 @@ def is_instance_of(ctx, receiver: Optional[Summary], qualname: str) -> bool:
 
 
 def is_test_path(path: str) -> bool:
-    """A test module (tests/, test_*.py, *_test.py, conftest.py): it runs under pytest, in its own
-    process, and sets up tracing its own way (in-memory exporters, a provider per test)."""
-    parts = path.replace("\\", "/").split("/")
-    name = parts[-1]
-    if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
-        return True
-    return any(part in ("tests", "test", "testing") for part in parts[:-1])
+    """A test module: it runs under pytest, in its own process, and sets up tracing its own way
+    (in-memory exporters, a provider per test). See `paths.role_of`."""
+    from otel_sqla_doctor.static.paths import is_test
+
+    return is_test(path)
 
 
 @dataclass

@@ -105,9 +105,9 @@ def sets_up_tracing(index) -> bool:
 
 
 def is_test_module(facts: ModuleFacts) -> bool:
-    parts = facts.path.split("/")
-    name = parts[-1]
-    return any(p in ("tests", "test", "testing") for p in parts[:-1]) or name.startswith("test_") or name == "conftest.py"
+    from otel_sqla_doctor.static.paths import is_test
+
+    return is_test(facts.path)
 
 
 @dataclass

@@ -3,15 +3,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
-
-
-def is_test_module(path: str) -> bool:
-    """Test suites switch the commenter on to assert on it; they do not ship spans anywhere."""
-    parts = path.replace("\\", "/").split("/")
-    name = parts[-1]
-    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py") or "tests" in parts[:-1]
 
 
 class AttributeCommenterCardinality(Rule):

@@ -7,7 +7,7 @@ from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
-from otel_sqla_doctor.static.rules.osd302_attribute_commenter_cardinality import is_test_module
+from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.summary import kwarg, positional
 
 CREATE_ASYNC_ENGINE = "sqlalchemy.ext.asyncio.create_async_engine"

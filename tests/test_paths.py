@@ -1,0 +1,70 @@
+"""One notion of where a file runs (issue 11): service, test, example, script or migration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_support import run_doctor
+from otel_sqla_doctor.static import paths
+from otel_sqla_doctor.static.paths import PathRole, role_of
+
+
+@pytest.mark.parametrize(
+    "path, role",
+    [
+        ("app/db.py", PathRole.SERVICE),
+        ("src/shop/tools/search.py", PathRole.SERVICE),  # an agent's tools are the service
+        ("tests/test_db.py", PathRole.TEST),
+        ("app/conftest.py", PathRole.TEST),
+        ("pkg/db_test.py", PathRole.TEST),
+        ("backend/app/tests/utils/db.py", PathRole.TEST),
+        ("examples/fastapi/main.py", PathRole.EXAMPLE),
+        ("docs_src/tutorial/app.py", PathRole.EXAMPLE),
+        ("examples/app/tests/helpers.py", PathRole.TEST),  # the innermost directory decides
+        ("scripts/seed.py", PathRole.SCRIPT),
+        ("alembic/versions/0001_init.py", PathRole.MIGRATION),
+        ("app/db/migrations/env.py", PathRole.MIGRATION),
+        ("src\\app\\tests\\x.py", PathRole.TEST),
+    ],
+)
+def test_default_roles(path, role):
+    assert role_of(path) is role
+
+
+def test_configured_globs_win_over_the_defaults():
+    try:
+        paths.configure({"ops/**": "script", "tests/fixtures/app/**": "service"})
+        assert role_of("ops/backfill.py") is PathRole.SCRIPT
+        assert role_of("tests/fixtures/app/db.py") is PathRole.SERVICE
+        assert role_of("tests/test_x.py") is PathRole.TEST
+    finally:
+        paths.configure(None)
+
+
+def test_path_roles_in_pyproject_change_what_a_rule_reports(tmp_path):
+    # OSD104 does not report engines of test modules; declared a service, the same file is reported.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "app.py").write_text(
+        "from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor\n"
+        "from sqlalchemy.ext.asyncio import create_async_engine\n"
+        "other = create_async_engine('postgresql+asyncpg://a@b/c')\n"
+        "engine = create_async_engine('postgresql+asyncpg://a@b/d')\n"
+        "SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)\n"
+    )
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    plain = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD104"], cwd=tmp_path).stdout)
+    assert plain["findings"] == []
+    pyproject.write_text('[tool.otel-sqla-doctor]\nroot = true\npath-roles = { "tests/app.py" = "service" }\n')
+    declared = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD104"], cwd=tmp_path).stdout)
+    assert [(f["path"], f["line"]) for f in declared["findings"]] == [("tests/app.py", 3)]
+
+
+def test_an_unknown_role_is_a_usage_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.otel-sqla-doctor]\npath-roles = { "ops/**" = "chores" }\n')
+    proc = run_doctor(["scan", "."], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "path-roles.ops/**: expected one of service, test, example, script, migration, got 'chores'" in proc.stderr
+    assert "Traceback" not in proc.stderr
