@@ -63,6 +63,18 @@ def rule_rows() -> list[dict]:
     return rows
 
 
+def reports_in(rule) -> str:
+    """The path roles a rule reports in, in words (`[tool.otel-sqla-doctor] path-roles` moves files)."""
+    from otel_sqla_doctor.static.paths import PathRole
+
+    inside = [r.value for r in PathRole if r in rule.REPORTS_IN]
+    outside = [r.value for r in PathRole if r not in rule.REPORTS_IN]
+    text = f"In {', '.join(inside)} code"
+    if outside:
+        text += f"; not in {', '.join(outside)} code"
+    return f"{text}. {rule.REPORTS_IN_WHY} Which files are which: `path-roles` in the configuration."
+
+
 def explain(code: str) -> str:
     rule = find_check(code)
     assert rule is not None
@@ -71,6 +83,7 @@ def explain(code: str) -> str:
         return "\n".join([header, "=" * len(header), "", rule["docs"], ""])
     header = f"{rule.CODE} {rule.NAME}  ({rule.FAMILY}, {rule.SEVERITY.value}, fix: {rule.FIX or 'none'}, {'on' if rule.DEFAULT_ENABLED else 'off'} by default)"
     lines = [header, "=" * len(header), "", rule.documentation(), ""]
+    lines += ["## Where it reports", reports_in(rule), ""]
     if rule.OPTIONS:
         lines.append("## Options")
         for name, default in rule.OPTIONS.items():
@@ -96,6 +109,7 @@ def rules_markdown() -> str:
         out += ["", f"## {rule.CODE} {rule.NAME}", ""]
         doc = rule.documentation().replace("\n## ", "\n### ")
         out.append(doc)
+        out += ["", "### Where it reports", "", reports_in(rule)]
         if rule.OPTIONS:
             out += ["", "### Options", ""]
             for name, default in rule.OPTIONS.items():

@@ -68,3 +68,41 @@ def test_an_unknown_role_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert "path-roles.ops/**: expected one of service, test, example, script, migration, got 'chores'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+SYNC_IN_ASYNC = """\
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+engine = create_engine("postgresql+psycopg2://app@db/app")
+
+
+async def handler(user_id: int):
+    with Session(engine) as session:
+        return session.execute(text("select 1")).all()
+
+
+async def interpolated(conn, user_id):
+    return await conn.execute(text(f"select * from users where id = {user_id}"))
+"""
+
+
+def test_rules_report_only_in_the_roles_they_declare(tmp_path):
+    # The same code: a service module gets OSD401 and OSD301; a test module neither (a blocked loop
+    # and statement cardinality need production traffic); a migration OSD301 only.
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    for relative in ("app/handlers.py", "tests/test_handlers.py", "migrations/versions/0001_x.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(SYNC_IN_ASYNC)
+    report = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD301,OSD401"], cwd=tmp_path).stdout)
+    found = sorted({(f["path"], f["code"]) for f in report["findings"]})
+    assert found == [
+        ("app/handlers.py", "OSD301"),
+        ("app/handlers.py", "OSD401"),
+        ("migrations/versions/0001_x.py", "OSD301"),
+    ]
+
+
+def test_explain_says_where_a_rule_reports():
+    proc = run_doctor(["explain", "OSD401"])
+    assert "## Where it reports\nIn service code; not in test, example, script, migration code." in proc.stdout

@@ -491,7 +491,11 @@ class Scanner:
                     findings.append(finding)
                 else:
                     findings[same] = dataclasses.replace(finding, fix=findings[same].fix)
-        kept = [f for f in findings if f.code not in self.config.ignored_for(self._relative_of_display(f.path))]
+        kept = [
+            f for f in findings
+            if f.code not in self.config.ignored_for(self._relative_of_display(f.path))
+            and (not f.path.endswith(".py") or paths.role_of(self._relative_of_display(f.path)) in rules[f.code].REPORTS_IN)
+        ]
         return kept, problems
 
     def _under_targets(self, display: str, targets: list[Path]) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Optional, Union
 
 from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.static.summary import Summary
 
 Source = Union[str, dict]  # one file's code, or {relative path: code} for a whole small project
@@ -119,6 +120,10 @@ class Rule:
     # "safe", "unsafe" or None: whether the rule has a fix and whether it may change behaviour.
     FIX: ClassVar[Optional[str]] = None
     DEFAULT_ENABLED: ClassVar[bool] = True
+    # Where the rule reports (`paths.role_of`): the harm some mistakes do needs production traffic,
+    # which a test body never sees. A rule that needs more or less says so, and why, in its docs.
+    REPORTS_IN: ClassVar[frozenset[PathRole]] = frozenset({PathRole.SERVICE, PathRole.EXAMPLE, PathRole.SCRIPT, PathRole.MIGRATION})
+    REPORTS_IN_WHY: ClassVar[str] = "Tests set up tracing their own way (in-memory exporters, a provider per test)."
     # Options a user can set under [tool.otel-sqla-doctor.options.<CODE>], with their defaults.
     OPTIONS: ClassVar[dict[str, Any]] = {}
     VALID: ClassVar[list[Valid]] = []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.patterns import is_test_path
@@ -66,6 +67,8 @@ class BlockingSpanProcessor(Rule):
     """
 
     CODE = "OSD203"
+    REPORTS_IN = frozenset({PathRole.SERVICE, PathRole.EXAMPLE})
+    REPORTS_IN_WHY = 'Blocking exports stall the event loop of a running service; examples are copied into services.'
     NAME = "blocking-span-processor"
     FAMILY = "sdk"
     SEVERITY = Severity.WARNING

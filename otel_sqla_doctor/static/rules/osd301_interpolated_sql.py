@@ -6,6 +6,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import Scope, _all_params, _collect_bindings, dotted_name
 from otel_sqla_doctor.static.known import DRIVER_CONNECTION_KINDS
@@ -757,6 +758,8 @@ class InterpolatedSql(Rule):
     """
 
     CODE = "OSD301"
+    REPORTS_IN = frozenset({PathRole.SERVICE, PathRole.MIGRATION})
+    REPORTS_IN_WHY = 'The harm (a distinct `db.statement` per value, no statement reuse, injection) needs production traffic: the service and the migrations that run against the production database. Test helpers, examples and one-off scripts interpolate table names and fixtures.'
     NAME = "interpolated-sql"
     FAMILY = "sql-text"
     SEVERITY = Severity.WARNING

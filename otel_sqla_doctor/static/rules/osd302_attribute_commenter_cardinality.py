@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
@@ -56,6 +57,8 @@ class AttributeCommenterCardinality(Rule):
     """
 
     CODE = "OSD302"
+    REPORTS_IN = frozenset({PathRole.SERVICE})
+    REPORTS_IN_WHY = 'Span cardinality costs money only where spans are exported from production traffic.'
     NAME = "attribute-commenter-cardinality"
     FAMILY = "sql-text"
     SEVERITY = Severity.WARNING

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
@@ -76,6 +77,8 @@ class CommenterDefeatsStatementCache(Rule):
     """
 
     CODE = "OSD303"
+    REPORTS_IN = frozenset({PathRole.SERVICE})
+    REPORTS_IN_WHY = 'Statement-cache churn matters under production load, not in tests or scripts.'
     NAME = "commenter-defeats-statement-cache"
     FAMILY = "sql-text"
     SEVERITY = Severity.WARNING

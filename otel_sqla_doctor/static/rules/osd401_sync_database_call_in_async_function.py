@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import dotted_name
 from otel_sqla_doctor.static.known import ANNOTATION_KINDS, canonical
@@ -110,6 +111,8 @@ class SyncDatabaseCallInAsyncFunction(Rule):
     """
 
     CODE = "OSD401"
+    REPORTS_IN = frozenset({PathRole.SERVICE})
+    REPORTS_IN_WHY = 'A blocked event loop makes other requests wait; a test body, an example or a one-off script has no other requests.'
     NAME = "sync-database-call-in-async-function"
     FAMILY = "asyncio"
     SEVERITY = Severity.WARNING

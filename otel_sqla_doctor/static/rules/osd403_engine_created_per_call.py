@@ -4,6 +4,7 @@ from typing import Optional
 
 import libcst as cst
 
+from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import dotted_name
 from otel_sqla_doctor.static.known import canonical
@@ -219,6 +220,8 @@ class EngineCreatedPerCall(Rule):
     """
 
     CODE = "OSD403"
+    REPORTS_IN = frozenset({PathRole.SERVICE})
+    REPORTS_IN_WHY = 'A pool per call exhausts connections under production load; tests and scripts create engines per case on purpose.'
     NAME = "engine-created-per-call"
     FAMILY = "asyncio"
     SEVERITY = Severity.WARNING
