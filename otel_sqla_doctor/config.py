@@ -43,6 +43,9 @@ DEFAULT_EXCLUDE = (
     "dist",
     "site-packages",
     "__pycache__",
+    # Cookiecutter/copier template trees (`{{cookiecutter.project_slug}}/`): Jinja, not Python,
+    # until rendered; every file would be a syntax error.
+    "*{{*}}*",
 )
 
 

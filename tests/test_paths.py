@@ -106,3 +106,16 @@ def test_rules_report_only_in_the_roles_they_declare(tmp_path):
 def test_explain_says_where_a_rule_reports():
     proc = run_doctor(["explain", "OSD401"])
     assert "## Where it reports\nIn service code; not in test, example, script, migration code." in proc.stdout
+
+
+def test_cookiecutter_template_trees_are_not_scanned_as_python(tmp_path):
+    # Jinja placeholders make every templated file a syntax error until the template is rendered.
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    templated = tmp_path / "template" / "{{cookiecutter.project_slug}}" / "app"
+    templated.mkdir(parents=True)
+    (templated / "db.py").write_text("{% if cookiecutter.db %}\nfrom sqlalchemy import create_engine\n{% endif %}\n")
+    (tmp_path / "hooks.py").write_text("import sqlalchemy\n")
+    proc = run_doctor(["scan", ".", "-f", "json", "--no-cache"], cwd=tmp_path)
+    report = json.loads(proc.stdout)
+    assert report["errors"] == [] and proc.returncode == 0
+    assert "(1 file scanned)" in run_doctor(["scan", ".", "--no-cache"], cwd=tmp_path).stdout
