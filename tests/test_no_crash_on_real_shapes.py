@@ -151,3 +151,18 @@ def test_a_failing_requirement_is_an_error_for_its_file(tmp_path, monkeypatch):
     assert len([f for f in result.findings if f.code == "OSD101"]) == 1  # the other file's finding stays
     (error,) = result.errors
     assert "internal error in rule OSD101 (project index): ValueError: bad summary" in error.message
+
+
+def test_an_expression_too_deep_for_libcst_is_one_file_error_not_a_dead_process(tmp_path):
+    # LibCST's parser takes a minute over an 8,000-term sum and then dies with SIGSEGV, taking the
+    # whole scan (every other file's findings) with it. Python itself refuses to compile it.
+    deep = "import sqlalchemy\nvalue = " + " + ".join(["1"] * 8000) + "\n"
+    with pytest.raises(RecursionError):
+        compile(deep, "deep.py", "exec")
+    root = _project(tmp_path, {"generated/deep.py": deep})
+    code, report = _scan(root, "--jobs", "1")
+    assert code == 1
+    assert ("wiring.py", "OSD101") in _codes(report)
+    (error,) = report["errors"]
+    assert error["path"] == "generated/deep.py"
+    assert "nests too deeply for Python itself to compile" in error["message"]

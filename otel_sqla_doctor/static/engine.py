@@ -84,6 +84,9 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
     paths.configure(options.get(PATH_ROLES_KEY))
     if b"\0" in data:
         return {"error": "contains NUL bytes; not a Python source file"}
+    nesting = _too_deep_for_libcst(data)
+    if nesting:
+        return {"error": nesting}
     try:
         module = cst.parse_module(data)
     except cst.ParserSyntaxError as exc:
@@ -173,6 +176,30 @@ def _collect(module, data: bytes, facts, indexer, rules, errors: list[str]) -> d
             }
         )
     return {"facts": facts.to_json(), "candidates": candidates, "errors": errors}
+
+
+# LibCST's native parser recurses once per level of an expression: an 8,000-term `1 + 1 + ...`
+# takes it a minute and then kills the process (SIGSEGV), losing every other file's findings.
+# CPython's own parser refuses such nesting cheaply (RecursionError, about 3,000 levels), and a
+# file Python cannot compile cannot run. Nesting needs bytes, so small files are never at risk.
+DEEP_NESTING_MIN_BYTES = 12_000
+
+
+def _too_deep_for_libcst(data: bytes) -> Optional[str]:
+    if len(data) < DEEP_NESTING_MIN_BYTES:
+        return None
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like
+            ast.parse(data)
+    except (RecursionError, MemoryError):
+        return "not analysed: an expression nests too deeply for Python itself to compile (split it up, or exclude the file)"
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return None  # reported by the LibCST parse, with a better message
+    return None
 
 
 def _syntax_error(data: bytes, exc: Exception) -> str:
