@@ -137,10 +137,15 @@ def test_ddl_arguments_cannot_be_bound(backend, request):
     identifier or an id is a syntax error on the real server, so "use bound parameters" is no fix."""
     if backend == "postgresql":
         url = request.getfixturevalue("pg_dsn")
-        statements = ["CREATE SCHEMA :name", "DROP TABLE :name", "PREPARE TRANSACTION :name", "SAVEPOINT :name"]
+        statements = [
+            "CREATE SCHEMA :name", "DROP TABLE :name", "PREPARE TRANSACTION :name", "SAVEPOINT :name",
+            # Utility statements real code builds with f-strings (SurfSense, onyx): SET/LOCK/DO/LISTEN.
+            "SET statement_timeout = :name", "SET LOCAL lock_timeout = :name", "SET search_path TO :name",
+            "RESET :name", "LOCK TABLE :name", "LISTEN :name", "DO :name",
+        ]
     else:
         url = request.getfixturevalue("mysql_dsn")
-        statements = ["CREATE DATABASE :name", "DROP TABLE :name", "SHOW CREATE TABLE :name", "SAVEPOINT :name"]
+        statements = ["CREATE DATABASE :name", "DROP TABLE :name", "SHOW CREATE TABLE :name", "SAVEPOINT :name", "LOCK TABLES :name READ"]
     errors = run_script(UNBINDABLE_SCRIPT.format(url=url, statements=statements))["errors"]
     print(f"\n[OSD301] {backend}: " + "; ".join(f"{sql!r} -> {error}" for sql, error in errors.items()))
     for sql, error in errors.items():

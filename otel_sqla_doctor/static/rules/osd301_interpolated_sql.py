@@ -10,6 +10,7 @@ from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import Scope, _all_params, _collect_bindings, dotted_name
 from otel_sqla_doctor.static.known import DRIVER_CONNECTION_KINDS
+from otel_sqla_doctor.static import sql_strings
 from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, check, kind_in, qualname_in
 
 SQLALCHEMY_TEXT = "sqlalchemy.text"
@@ -67,7 +68,7 @@ def _leading_text(node: cst.BaseExpression) -> str:
 _UNBINDABLE_STATEMENT = re.compile(
     r"^\s*(?:CREATE|DROP|ALTER|TRUNCATE|GRANT|REVOKE|COMMENT\s+ON|USE|PRAGMA|VACUUM|ANALYZE|REINDEX|CLUSTER"
     r"|ATTACH|DETACH|DESCRIBE|SHOW|SAVEPOINT|RELEASE|ROLLBACK\s+TO|PREPARE\s+TRANSACTION|COMMIT\s+PREPARED"
-    r"|ROLLBACK\s+PREPARED|XA|PURGE)\b",
+    r"|ROLLBACK\s+PREPARED|XA|PURGE|SET|RESET|LOCK|DO|LISTEN|UNLISTEN)\b",
     re.IGNORECASE,
 )
 
@@ -177,22 +178,17 @@ class _Analyzer:
         return found
 
     def _interpolation_parts(self, node: cst.BaseExpression) -> Optional[Interpolation]:
-        if isinstance(node, cst.FormattedString):
-            found = Interpolation("an f-string", node=node)
-            expressions = [p for p in node.parts if isinstance(p, cst.FormattedStringExpression)]
-            if not expressions:
+        if isinstance(node, (cst.FormattedString, cst.ConcatenatedString)) or (
+            isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add)
+        ):
+            pieces = self._template(node)
+            if pieces is None or all(isinstance(p, str) for p in pieces):
                 return None
-            for part in expressions:
-                self._classify(part.expression, found)
-            return found
-        if isinstance(node, cst.ConcatenatedString):
-            parts = _flatten_concatenated(node)
-            if not any(isinstance(p, cst.FormattedString) for p in parts):
-                return None
-            found = Interpolation("an f-string")
-            for part in parts:
-                if isinstance(part, cst.FormattedString):
-                    self._merge(found, self._interpolation(part))
+            how = "concatenation" if isinstance(node, cst.BinaryOperation) else "an f-string"
+            found = Interpolation(how, node=node if isinstance(node, cst.FormattedString) else None)
+            holes = [p if isinstance(p, str) else None for p in pieces]
+            for index, before, after in sql_strings.split_around(holes):
+                self._place(pieces[index], found, sql_strings.position(before, after))
             return found if (found.dynamic or found.constant) else None
         if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
             if not self._is_string(node.left):
@@ -205,27 +201,43 @@ class _Analyzer:
                 values = [e.value for e in right.elements if isinstance(e, cst.DictElement)]
             else:
                 values = [right]
-            for value in values:
-                self._classify(value, found)
+            template = self._literal_text(node.left)
+            fields = sql_strings.percent_fields(template) if template is not None else []
+            keyed = {
+                e.key.evaluated_value: e.value for e in right.elements
+                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+            } if isinstance(right, cst.Dict) else {}
+            if fields and (keyed or len(fields) == len(values)):
+                for i, (key, before, after) in enumerate(fields):
+                    value = keyed.get(key) if keyed else values[i]
+                    if value is not None:
+                        self._place(value, found, sql_strings.position(before, after))
+            else:
+                for value in values:
+                    self._classify(value, found)
             return found
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
-            operands = _flatten_add(node)
-            if not any(self._is_string(o) for o in operands):
-                return None
-            found = Interpolation("concatenation")
-            for operand in operands:
-                if self._is_plain_string(operand):
-                    continue
-                inner = self.interpolation(operand)
-                if inner is not None:
-                    self._merge(found, inner)
-                else:
-                    self._classify(operand, found)
-            return found if (found.dynamic or found.constant) else None
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "format":
             if not self._is_string(node.func.value) or not node.args:
                 return None
             found = Interpolation("str.format()")
+            template = self._literal_text(node.func.value)
+            fields = sql_strings.format_fields(template) if template is not None else None
+            positional = [a.value for a in node.args if not a.star and a.keyword is None]
+            named = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+            if fields is not None and not any(a.star for a in node.args):
+                automatic = 0
+                for field, before, after in fields:
+                    head = field.split(".", 1)[0].split("[", 1)[0]
+                    if head == "":
+                        value = positional[automatic] if automatic < len(positional) else None
+                        automatic += 1
+                    elif head.isdigit():
+                        value = positional[int(head)] if int(head) < len(positional) else None
+                    else:
+                        value = named.get(head)
+                    if value is not None:
+                        self._place(value, found, sql_strings.position(before, after))
+                return found
             for arg in node.args:
                 if arg.star:
                     found.dynamic.append(_code(self.ctx, arg.value))
@@ -328,7 +340,83 @@ class _Analyzer:
             return bool(summary and summary[0] in ("lit", "fstr") and (summary[0] == "fstr" or isinstance(summary[1], str)))
         return False
 
+    def _template(self, node: cst.BaseExpression) -> Optional[list]:
+        """The SQL template as literal text pieces (str) and placeholder expressions, in order;
+        None when a piece is neither a string nor something placed into one."""
+        if isinstance(node, cst.SimpleString):
+            text = self._literal_text(node)
+            return [text] if text is not None else None
+        if isinstance(node, cst.FormattedString):
+            if "b" in node.start.lower():
+                return None
+            out: list = []
+            for part in node.parts:
+                if isinstance(part, cst.FormattedStringText):
+                    out.append(part.value.replace("{{", "{").replace("}}", "}"))
+                else:
+                    out.append(part.expression)
+            return out
+        if isinstance(node, cst.ConcatenatedString):
+            out = []
+            for part in _flatten_concatenated(node):
+                inner = self._template(part)
+                if inner is None:
+                    return None
+                out += inner
+            return out
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            operands = _flatten_add(node)
+            if not any(self._is_string(o) for o in operands):
+                return None
+            out = []
+            for operand in operands:
+                inner = self._template(operand) if isinstance(operand, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)) else None
+                out += inner if inner is not None else [operand]
+            return out
+        return None
+
+    def _names_only_template(self, node: cst.BaseExpression) -> bool:
+        """An f-string whose placeholders all sit where names go (`:{k}`, `"{k}"`, `{k} = :{k}`)."""
+        if not isinstance(node, cst.FormattedString):
+            return False
+        pieces = self._template(node)
+        if pieces is None:
+            return False
+        holes = [p if isinstance(p, str) else None for p in pieces]
+        return any(h is None for h in holes) and all(
+            sql_strings.position(before, after) == sql_strings.IDENTIFIER for _, before, after in sql_strings.split_around(holes)
+        )
+
+    def _literal_text(self, node: cst.BaseExpression) -> Optional[str]:
+        if isinstance(node, cst.SimpleString):
+            try:
+                value = node.evaluated_value
+            except Exception:  # an escape LibCST cannot evaluate
+                return None
+            return value if isinstance(value, str) else None
+        if isinstance(node, cst.ConcatenatedString):
+            texts = [self._literal_text(p) for p in _flatten_concatenated(node)]
+            return None if any(t is None for t in texts) else "".join(texts)  # type: ignore[arg-type]
+        return None
+
     # -- placeholders ----------------------------------------------------------------------------
+    def _place(self, expr: cst.BaseExpression, found: Interpolation, where: str) -> None:
+        """Sort one placeholder by where it sits in the SQL (`sql_strings.position`)."""
+        if where == sql_strings.IDENTIFIER:
+            # Table, schema and column names cannot be bound; strict mode still shows them.
+            found.constant.append(_code(self.ctx, expr))
+            return
+        if where in (sql_strings.FRAGMENT, sql_strings.UNKNOWN) and not self.is_constant(expr):
+            # A clause or statement built elsewhere: what it holds decides.
+            inner = self.interpolation(expr) if isinstance(expr, (cst.Name, cst.FormattedString, cst.BinaryOperation, cst.ConcatenatedString, cst.Call)) else None
+            if inner is not None:
+                self._merge(found, inner)
+                return
+            if where == sql_strings.FRAGMENT:
+                found.constant.append(_code(self.ctx, expr))  # SQL text we cannot see into: not a value
+                return
+        self._classify(expr, found)
+
     def _classify(self, expr: cst.BaseExpression, found: Interpolation) -> None:
         text = _code(self.ctx, expr)
         (found.constant if self.is_constant(expr) else found.dynamic).append(text)
@@ -416,6 +504,10 @@ class _Analyzer:
         return False
 
     def _constant_iterable(self, expr: cst.BaseExpression, depth: int) -> bool:
+        if isinstance(expr, (cst.GeneratorExp, cst.ListComp, cst.SetComp)) and self._names_only_template(expr.elt):
+            # ", ".join(f":{k}" for k in row), ", ".join(f'"{c}" = :{c}' for c in cols): bind
+            # parameter names and quoted identifiers, whatever the keys are.
+            return True
         if isinstance(expr, (cst.GeneratorExp, cst.ListComp, cst.SetComp)):
             names: list[str] = []
             comp = expr.for_in
@@ -1021,8 +1113,71 @@ class InterpolatedSql(Rule):
             """,
             note="names of schema objects (`column.name`, `table.c[key].name`) are identifiers",
         ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            def use_schema(conn, schema_name: str):
+                conn.execute(text(f'SET search_path TO "{schema_name}"'))
+
+            def probe(session, tenant_id: str):
+                return session.execute(text(f'SELECT * FROM "{tenant_id}".alembic_version LIMIT 1'))
+
+            def batch_delete(bind, table_name: str, id_column: str, ids):
+                bind.execute(text(f"DELETE FROM {table_name} WHERE {id_column} = ANY(:ids)").bindparams(ids=ids))
+
+            def nearest(conn, column: str, embedding):
+                return conn.execute(text(f"SELECT *, {column} <=> :emb AS d FROM items LIMIT :n"), {"emb": embedding, "n": 5})
+            """,
+            note="identifier positions (quoted, schema-qualified, after FROM, beside a bound value) hold names, not values",
+        ),
+        Valid(
+            """
+            from sqlalchemy import text
+
+            def insert_query(table: str, row: dict) -> str:
+                columns = ", ".join(f'"{k}"' for k in row)
+                placeholders = ", ".join(f":{k}" for k in row)
+                return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+
+            async def insert(conn, row: dict):
+                await conn.execute(text(insert_query("wallets", row)), row)
+
+            async def count(conn, model, since):
+                return await conn.fetch(f"SELECT count(*) FROM {model.table_name()} WHERE completed >= $1", since)
+
+            async def explain(session, statement: str):
+                return await session.execute(text(f"EXPLAIN ANALYZE {statement}"))
+            """,
+            note="column and placeholder lists from a row's keys, a table name from a method, a whole statement",
+        ),
     ]
     INVALID = [
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            def search(conn, brand: str, max_price: float):
+                clause = f"brand = '{brand}' AND price < {max_price}"
+                return conn.execute(text(f"SELECT * FROM items WHERE {clause}"))  # ERROR
+            """,
+            note="a WHERE clause built elsewhere is looked into: its values are interpolated",
+        ),
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            def by_name(conn, name):
+                return conn.execute(text("SELECT * FROM users WHERE name = '%s'" % name))  # ERROR
+
+            def by_id(conn, user_id):
+                return conn.execute(text("SELECT * FROM users WHERE id = {}".format(user_id)))  # ERROR
+
+            def page(conn, table, limit, offset):
+                return conn.execute(text(f"SELECT * FROM {table} LIMIT " + str(limit) + f" OFFSET {offset}"))  # ERROR
+            """,
+            note="values placed by %-formatting, str.format and concatenation; the table name alone would not be reported",
+        ),
         Invalid(
             """
             from sqlalchemy import text
