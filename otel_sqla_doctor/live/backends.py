@@ -8,7 +8,6 @@ produces no span and no SQL comment and cannot be confused with the query under 
 from __future__ import annotations
 
 import math
-import sqlite3
 from typing import Any
 
 PROBE_PARAMETER = "probe_value"
@@ -114,6 +113,8 @@ class SQLiteBackend(Backend):
         return {"timeout": timeout}
 
     def describe_server(self, conn: Any) -> str:
+        import sqlite3  # here: some Python builds lack it, and a PostgreSQL probe must not need it
+
         return f"SQLite {sqlite3.sqlite_version}"
 
     async def guard(self, conn: Any, timeout: float) -> str:

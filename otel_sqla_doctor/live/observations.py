@@ -83,3 +83,11 @@ class Observations:
     connect: ConnectOutcome | None = None
     query: QueryOutcome | None = None
     cache: CacheMeasurement | None = None
+    environment: Any = None  # ProbeEnvironment: where the checks ran (None: not known)
+    declared: Any = None  # DeclaredVerdict from the dependency files, read when that is the doctor's own
+
+    @property
+    def doctor_own_environment(self) -> bool:
+        """The checks ran in the doctor's own environment because no application's was found:
+        the installed versions are the doctor's, not the application's."""
+        return self.environment is not None and not self.environment.application

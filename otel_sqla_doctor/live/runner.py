@@ -1,16 +1,23 @@
-"""`probe()`: gather the observations (DSN mode or the user's own engine), then run every check."""
+"""`probe()`: gather the observations (DSN mode or the user's own engine), then run every check.
+
+In this process, or in the application's interpreter (`isolated.run_in`, which runs this same
+code there through `remote`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import platform
 from pathlib import Path
 from typing import Any
 
 from otel_sqla_doctor import __version__
 from otel_sqla_doctor.errors import UsageError
 from otel_sqla_doctor.live.environment import read_environment
-from otel_sqla_doctor.live.model import CheckResult, ProbeReport, Status
+from otel_sqla_doctor.live.interpreter import Interpreter, choose_interpreter, this_process
+from otel_sqla_doctor.live.model import CheckResult, ProbeEnvironment, ProbeReport, Status
 from otel_sqla_doctor.live.observations import ConnectOutcome, Observations, Wiring
+from otel_sqla_doctor.live.packages import MissingPackage, installed_versions, require
 from otel_sqla_doctor.redact import Redactor
 
 
@@ -21,15 +28,24 @@ def probe(
     setup_ref: str | None = None,
     app_dir: str | Path | None = None,
     timeout: float = 5.0,
+    python: str | Path | Interpreter | None = None,
 ) -> ProbeReport:
     """Run the live checks OSD501-OSD510 and return the report.
 
     With `dsn` (or nothing: in-memory SQLite) the probe builds and instruments its own engine.
     With `engine_ref` ("package.module:attr") it runs `setup_ref` first, imports the user's
-    engine and probes it as the application wired it. Raises UsageError for a DSN that cannot be
-    used or a bad reference; everything else, including "cannot connect", is a check result.
+    engine and probes it as the application wired it. `python` is the interpreter to run in (a
+    path, or an `Interpreter` from `choose_interpreter`); None runs in this process. Raises
+    UsageError for a DSN that cannot be used or a bad reference, MissingPackage (exit code 1) for
+    a package the interpreter lacks; everything else, including "cannot connect", is a check result.
     """
-    return asyncio.run(probe_async(dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout))
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
+    interpreter = _interpreter(python)
+    if not interpreter.current:
+        from otel_sqla_doctor.live.isolated import run_in
+
+        return run_in(interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout)
+    return asyncio.run(_probe_here(dsn, engine_ref, setup_ref, app_dir, timeout, interpreter))
 
 
 async def probe_async(
@@ -39,18 +55,62 @@ async def probe_async(
     setup_ref: str | None = None,
     app_dir: str | Path | None = None,
     timeout: float = 5.0,
+    python: str | Path | Interpreter | None = None,
 ) -> ProbeReport:
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
+    interpreter = _interpreter(python)
+    if not interpreter.current:
+        from otel_sqla_doctor.live.isolated import run_in
+
+        return await asyncio.to_thread(
+            run_in, interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout
+        )
+    return await _probe_here(dsn, engine_ref, setup_ref, app_dir, timeout, interpreter)
+
+
+def validate_options(dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float) -> None:
+    """The usage errors that need no interpreter: raised before one is looked for or started."""
     if not timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
     if engine_ref and dsn:
         raise UsageError("give either a DSN or --engine, not both")
-    if (setup_ref or app_dir) and not engine_ref:
-        raise UsageError("--setup and --app-dir only apply together with --engine")
+    if setup_ref and not engine_ref:
+        raise UsageError("--setup only applies together with --engine")
+
+
+def _interpreter(python: str | Path | Interpreter | None) -> Interpreter:
+    if python is None:
+        return this_process()
+    if isinstance(python, Interpreter):
+        return python
+    return choose_interpreter(python)
+
+
+async def _probe_here(
+    dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float, interpreter: Interpreter
+) -> ProbeReport:
+    """The probe in this process, which is `interpreter`'s."""
     redactor = Redactor()
-    if engine_ref:
-        observations = await _observe_user_engine(engine_ref, setup_ref, app_dir, timeout, redactor)
-    else:
-        observations = await _observe_dsn(dsn, timeout, redactor)
+    try:
+        require()
+        if engine_ref:
+            observations = await _observe_user_engine(engine_ref, setup_ref, app_dir, timeout, redactor)
+        else:
+            observations = await _observe_dsn(dsn, timeout, redactor)
+    except MissingPackage as exc:
+        raise exc.located(interpreter.python, interpreter.whose) from None
+    observations.environment = ProbeEnvironment(
+        python=interpreter.python,
+        python_version=platform.python_version(),
+        reason=interpreter.reason,
+        application=interpreter.application,
+        packages=tuple(installed_versions(observations.driver).items()),
+    )
+    if not interpreter.application:
+        # The installed SQLAlchemy is the doctor's: what the application gets is in its files.
+        from otel_sqla_doctor.live.declared import read_declared
+
+        observations.declared = read_declared(interpreter.project)
     return _judge(observations, redactor)
 
 
@@ -73,7 +133,9 @@ def _judge(observations: Observations, redactor: Redactor) -> ProbeReport:
                 remediation=redactor.text(result.remediation),
             )
         )
-    return ProbeReport(version=__version__, target=redactor.text(observations.target), checks=tuple(results))
+    return ProbeReport(
+        version=__version__, target=redactor.text(observations.target), checks=tuple(results), environment=observations.environment
+    )
 
 
 async def _observe_dsn(dsn: str | None, timeout: float, redactor: Redactor) -> Observations:

@@ -81,7 +81,9 @@ def parse_target(dsn: str | None, redactor: Redactor) -> Target:
         )
     module = drivers[driver]
     if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{scheme}:// needs the {module!r} package, which is not installed (pip install {module})")
+        from otel_sqla_doctor.live.packages import DRIVER_DISTRIBUTIONS, MissingPackage
+
+        raise MissingPackage(DRIVER_DISTRIBUTIONS.get(driver, module), f"{scheme}:// needs it")
     if backend == "sqlite":
         url = _read_only_sqlite(url)
     return Target(url=url, display=display, backend=backend, driver=driver, is_default=is_default)

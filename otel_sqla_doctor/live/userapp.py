@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_sqla_doctor.errors import UsageError
+from otel_sqla_doctor.live.packages import MissingPackage, missing_module
 from otel_sqla_doctor.redact import Redactor
 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -52,6 +53,9 @@ def _import(reference: str, option: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise UsageError(f"{option} {reference}: no module named {exc.name!r} (is --app-dir right?)") from None
+        package = missing_module(exc.name)
+        if package:  # the app needs a package this interpreter lacks: that is the finding
+            raise MissingPackage(package, f"importing {module_name} ({option}) needs it") from None
         raise UsageError(f"{option} {reference}: importing {module_name} failed: {exc}") from None
     except Exception as exc:
         raise UsageError(f"{option} {reference}: importing {module_name} raised {type(exc).__name__}: {exc}") from None

@@ -96,8 +96,17 @@ class SqlalchemyOutsideInstrumentedRange(Rule):
         texts = index.files.texts
         if not texts:
             return []
-        code_imports_it = _code_imports_instrumentation(index)
-        deps = list(all_dependencies(texts, {versions.SQLALCHEMY, versions.INSTRUMENTATION}))
+        deps = [
+            d for d in all_dependencies(texts, {versions.SQLALCHEMY, versions.INSTRUMENTATION})
+            # A constraints file installs nothing: it only narrows what other files ask for
+            # (its lower bounds are often security floors).
+            if not ("constraint" in PurePosixPath(d.path).name.lower() and not d.pinned)
+        ]
+        # When some dependency file of the repository declares the instrumentation, the files
+        # that do not belong to projects (or images) that do not install it: they say nothing.
+        # Only when none declares it does code that imports it stand for "the newest release".
+        declared_somewhere = any(d.name == versions.INSTRUMENTATION for d in deps)
+        code_imports_it = not declared_somewhere and _code_imports_instrumentation(index)
         reports: dict[tuple[str, int], ProjectReport] = {}
         for members in groups(deps).values():
             instrumentation = _instrumentation(members, code_imports_it)
@@ -211,6 +220,24 @@ class SqlalchemyOutsideInstrumentedRange(Rule):
                 """,
             },
             note="Poetry tilde: >=2.0.30,<2.1.0",
+        ),
+        Valid(
+            {
+                "requirements/constraints.txt": """
+                    sqlalchemy>=1.3.3  # security floor for every service
+                """,
+                "services/api/requirements/_base.txt": """
+                    sqlalchemy==2.0.51
+                    opentelemetry-instrumentation-sqlalchemy==0.66b1
+                """,
+                "libs/toolkit/pyproject.toml": """
+                    [project]
+                    name = "toolkit"
+                    version = "1.0"
+                    dependencies = ["sqlalchemy>=2.0"]
+                """,
+            },
+            note="a constraints file installs nothing; a project that does not install the instrumentation says nothing",
         ),
     ]
     INVALID = [

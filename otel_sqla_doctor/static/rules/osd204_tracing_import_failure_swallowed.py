@@ -74,6 +74,28 @@ _APPLICATION_PACKAGES = (
 _LIBRARY_HELPERS = ("opentelemetry.instrumentation.utils",)
 
 
+def _distribution(module: str) -> str:
+    """The PyPI distribution that provides an `opentelemetry.*` module (normalised)."""
+    parts = module.split(".")
+    if parts[:2] == ["opentelemetry", "sdk"]:
+        return "opentelemetry-sdk"
+    if parts[:2] == ["opentelemetry", "instrumentation"]:
+        return "opentelemetry-instrumentation" + (f"-{parts[2].replace('_', '-')}" if len(parts) > 2 else "")
+    if parts[:2] == ["opentelemetry", "exporter"]:
+        return "-".join(["opentelemetry-exporter", *[p.replace("_", "-") for p in parts[2:5]]])
+    if parts[:2] == ["opentelemetry", "distro"]:
+        return "opentelemetry-distro"
+    return "opentelemetry-api"
+
+
+# Meta packages that bring another distribution with them.
+_DISTRIBUTIONS_PROVIDING = {
+    "opentelemetry-exporter-otlp-proto-grpc": {"opentelemetry-exporter-otlp-proto-grpc", "opentelemetry-exporter-otlp"},
+    "opentelemetry-exporter-otlp-proto-http": {"opentelemetry-exporter-otlp-proto-http", "opentelemetry-exporter-otlp"},
+    "opentelemetry-sdk": {"opentelemetry-sdk", "opentelemetry-distro", "opentelemetry-exporter-otlp"},
+}
+
+
 class TracingImportFailureSwallowed(Rule):
     """
     An OpenTelemetry import whose failure is caught and silently turns tracing off.
@@ -126,6 +148,11 @@ class TracingImportFailureSwallowed(Rule):
     - A misplaced name outside any `try` is reported too (as an error): it crashes at import.
     - Only the names in the table are checked for existence (the doctor never imports
       your dependencies); any other misspelling is missed.
+    - Not reported either: a guard catching only `ImportError` around a package the project
+      declares (a required dependency is installed; a declared optional extra left out was left
+      out on purpose), the project's own modules, and submodules of an instrumentation the same
+      file imports unguarded (a best-effort patch). A guard that catches `Exception` also hides
+      a failing set-up and stays reported.
     - A fallback that logs at `info`/`debug` level counts as silent; one that logs at
       `warning` or above, prints, warns or raises does not. Test modules get no warnings.
 
@@ -151,7 +178,13 @@ class TracingImportFailureSwallowed(Rule):
 
     @classmethod
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
+        from otel_sqla_doctor.static.dependencies import all_dependencies
+
+        declared = {dep.name for dep in all_dependencies(index.files.texts)}
         for facts in index.modules:
+            # An instrumentation imported unguarded in the same file: a later guarded import of
+            # its submodules is a best-effort extra (logfire patches a helper that way).
+            unguarded = {_distribution(s.module) for s in facts.imports if not s.guarded_by and s.module.startswith("opentelemetry.")}
             previous = warned = None  # one warning per `try` block: consecutive imports under the same guard
             for site in facts.imports:
                 group = (site.scope, site.guarded_by, site.fallback_disables, site.in_handler)
@@ -193,6 +226,17 @@ class TracingImportFailureSwallowed(Rule):
                     continue
                 if site.module in _LIBRARY_HELPERS:
                     continue
+                if index.module(site.module) is not None or index.module(site.module.rsplit(".", 1)[0]) is not None:
+                    continue  # the project's own module (an instrumentation package importing its sibling)
+                distribution = _distribution(site.module)
+                if distribution in unguarded:
+                    continue
+                only_import_errors = set(site.guarded_by) & _CATCHERS <= {"ImportError", "ModuleNotFoundError"}
+                if only_import_errors and declared & _DISTRIBUTIONS_PROVIDING.get(distribution, {distribution}):
+                    # Declared by the project: a required dependency is there, and an optional
+                    # extra that is not installed was left out on purpose. (A handler that catches
+                    # every Exception also hides a failing set-up, and stays reported.)
+                    continue
                 caught = "/".join(n for n in site.guarded_by if n in _CATCHERS) or "Exception"
                 warned = group
                 yield ProjectReport(
@@ -205,6 +249,36 @@ class TracingImportFailureSwallowed(Rule):
 
 
 TracingImportFailureSwallowed.VALID = [
+    Valid(
+        {
+            "pyproject.toml": """
+                [project]
+                name = "dbkit"
+                dependencies = ["sqlalchemy>=2.0"]
+                [project.optional-dependencies]
+                opentelemetry = ["opentelemetry-instrumentation-sqlalchemy>=0.50b0"]
+            """,
+            "dbkit/tracing.py": """
+                try:
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                except ImportError:  # the [opentelemetry] extra is not installed
+                    SQLAlchemyInstrumentor = None
+            """,
+        },
+        note="a library's declared optional extra: left out on purpose when not installed",
+    ),
+    Valid(
+        """
+        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
+
+        try:
+            from opentelemetry.instrumentation.google_genai import dict_util
+            dict_util.flatten = lambda value: value
+        except ImportError:
+            pass
+        """,
+        note="a best-effort patch of an instrumentation already imported unguarded",
+    ),
     Valid(
         """
         from opentelemetry.sdk.trace import TracerProvider
