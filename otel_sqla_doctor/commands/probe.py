@@ -63,7 +63,20 @@ def probe_command(
     ] = None,
     app_dir: Annotated[
         Optional[Path],
-        typer.Option("--app-dir", help="Directory to import --engine/--setup from (default: the current directory).", show_default=False),
+        typer.Option(
+            "--app-dir",
+            help="The application's directory: --engine/--setup are imported from it, and its environment is looked for from it (default: the current directory).",
+            show_default=False,
+        ),
+    ] = None,
+    python: Annotated[
+        Optional[str],
+        typer.Option(
+            "--python",
+            help="Run the checks in the application's interpreter (a path, a virtualenv directory or a name on PATH). "
+            "Default: the active virtualenv, else the project's .venv/venv or Poetry env, else the doctor's own (the report says which).",
+            show_default=False,
+        ),
     ] = None,
     timeout: Annotated[
         float,
@@ -80,15 +93,26 @@ def probe_command(
 ) -> None:
     """Connect, run a probe query through an instrumented engine, and check spans and SQL comments.
 
-    Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (including: cannot connect),
-    2 usage error (unusable DSN, sync driver, bad --engine/--setup reference).
+    The checks run in the application's interpreter, which --python names or the doctor finds;
+    the report says which one, why, and its package versions.
+
+    Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (including: cannot connect)
+    or a package the probe needs is missing from that interpreter, 2 usage error (unusable DSN,
+    sync driver, bad --engine/--setup reference, bad --python).
     """
-    from otel_sqla_doctor.live import probe
+    from otel_sqla_doctor.live import choose_interpreter, probe
     from otel_sqla_doctor.live.report import render_json, render_text
+    from otel_sqla_doctor.live.runner import validate_options
     from otel_sqla_doctor.report.style import Style, use_colour
 
+    validate_options(dsn, engine, setup, app_dir, timeout)
+    if app_dir is not None and not app_dir.is_dir():
+        from otel_sqla_doctor.errors import UsageError
+
+        raise UsageError(f"--app-dir {app_dir} is not a directory")
+    interpreter = choose_interpreter(python, app_dir=app_dir)
     with _stdout_to_stderr() if engine else contextlib.nullcontext():
-        report = probe(dsn, engine_ref=engine, setup_ref=setup, app_dir=app_dir, timeout=timeout)
+        report = probe(dsn, engine_ref=engine, setup_ref=setup, app_dir=app_dir, timeout=timeout, python=interpreter)
 
     style = Style(output is None and output_format is OutputFormat.text and use_colour(sys.stdout))
     content = render_json(report) if output_format is OutputFormat.json else render_text(report, style)

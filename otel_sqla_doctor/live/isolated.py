@@ -117,7 +117,7 @@ def _report(stdout: str, returncode: int, interpreter: Interpreter, redactor: Re
         raise UsageError(f"{interpreter.python} is Python {payload['too_old']}; the probe needs {needed} or newer ({interpreter.reason})")
     if "missing" in payload:
         missing = payload["missing"]
-        raise MissingPackage(missing["package"], missing["why"], interpreter.python, interpreter.whose)
+        raise MissingPackage(missing["package"], missing["why"], interpreter.python, f"{interpreter.whose}: {interpreter.reason}")
     if "usage_error" in payload:
         raise UsageError(payload["usage_error"])
     if "crash" in payload:

@@ -51,7 +51,7 @@ class MissingPackage(UsageError):
         where = f" in {python}" if python else ""
         whose_text = f" ({whose})" if whose else ""
         install = f"{python} -m pip install {package}" if python else f"pip install {package}"
-        super().__init__(f"{package} is not installed{where}{whose_text}: {why}; install it there: {install}")
+        super().__init__(f"{package} is not installed{where}{whose_text}, and {why}; install it there: {install}")
 
     def located(self, python: str, whose: str) -> "MissingPackage":
         return MissingPackage(self.package, self.why, python, whose)

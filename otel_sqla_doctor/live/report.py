@@ -13,7 +13,14 @@ def render_json(report: ProbeReport) -> str:
 
 
 def render_text(report: ProbeReport, style: Style) -> str:
-    lines = [f"{style('doctor probe', 'bold')} {report.target}", ""]
+    lines = [f"{style('doctor probe', 'bold')} {report.target}"]
+    environment = report.environment
+    if environment is not None:
+        whose = "the application's environment" if environment.application else style("the doctor's own environment", "yellow")
+        packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in environment.packages)
+        lines.append(f"python: {environment.python} ({environment.python_version}), {whose}: {environment.reason}")
+        lines.append(f"packages: {packages}")
+    lines.append("")
     for check in report.checks:
         status = check.status.value
         mark = style(MARKS[status], MARK_STYLES[status])

@@ -98,7 +98,7 @@ async def _probe_here(
         else:
             observations = await _observe_dsn(dsn, timeout, redactor)
     except MissingPackage as exc:
-        raise exc.located(interpreter.python, interpreter.whose) from None
+        raise exc.located(interpreter.python, f"{interpreter.whose}: {interpreter.reason}") from None
     observations.environment = ProbeEnvironment(
         python=interpreter.python,
         python_version=platform.python_version(),

@@ -72,7 +72,10 @@ class Indexer:
     # -- structure ----------------------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:
         self._enter_branch(node)  # an `elif`
-        self._guards.append(frozenset(_tested_names(node.test)))
+        tested = _tested_names(node.test)
+        if self.ctx.scopes and _run_once_test(node.test, self.ctx.scopes[-1]):
+            tested.add(RUN_ONCE)
+        self._guards.append(frozenset(tested))
         if (dotted_name(node.test) or "").rsplit(".", 1)[-1] == "TYPE_CHECKING":
             self._type_checking_imports.update(id(i) for i in _imports_in(node.body))
         if _is_main_guard(node.test):
@@ -259,6 +262,30 @@ def _imports_in(block: cst.CSTNode):
             yield from (small for small in stmt.body if isinstance(small, (cst.Import, cst.ImportFrom)))
         elif isinstance(stmt, (cst.If, cst.Try, cst.With)):
             yield from _imports_in(stmt.body)
+
+
+# A guard token (in CallSite.guards): the body runs once per process, whatever calls it.
+RUN_ONCE = "<run-once>"
+
+
+def _run_once_test(test: cst.BaseExpression, scope) -> bool:
+    """`if _engine is None:` / `if not _provider:` on a `global` name, or on a class attribute
+    (`cls._instance`): lazy initialisation, so the body runs once per process."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        subject = test.expression
+    elif (
+        isinstance(test, cst.Comparison)
+        and len(test.comparisons) == 1
+        and isinstance(test.comparisons[0].operator, cst.Is)
+        and isinstance(test.comparisons[0].comparator, cst.Name)
+        and test.comparisons[0].comparator.value == "None"
+    ):
+        subject = test.left
+    else:
+        return False
+    if isinstance(subject, cst.Name):
+        return subject.value in getattr(scope, "global_names", ())
+    return isinstance(subject, cst.Attribute) and isinstance(subject.value, cst.Name) and subject.value.value == "cls"
 
 
 def _tested_names(test: cst.CSTNode) -> set[str]:

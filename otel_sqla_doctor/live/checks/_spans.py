@@ -41,6 +41,13 @@ def statement_of(span: Any, obs: Observations) -> str | None:
     return None
 
 
+def refused_by_version(obs: Observations) -> bool:
+    """The user's instrument() refused the installed SQLAlchemy (outside its range): no tracer on
+    the engine and no patched factory, which is what the refusal leaves behind."""
+    wiring = obs.wiring
+    return wiring.mode == "user" and wiring.tracers_on_engine == 0 and not obs.versions.in_range and not wiring.module_patched
+
+
 def explain_missing_spans(obs: Observations) -> tuple[str, str]:
     """(why no query span exists, what to do), naming the static rule that predicts it."""
     wiring, env, versions = obs.wiring, obs.env, obs.versions
@@ -53,7 +60,7 @@ def explain_missing_spans(obs: Observations) -> tuple[str, str]:
             return (f"OTEL_TRACES_SAMPLER={env.sampler} drops every trace (see OSD509)", "use a sampler that keeps traces, e.g. parentbased_always_on")
         return ("the instrumentation produced no span for a plain query", "please report this with the output of `pip freeze`")
     if wiring.tracers_on_engine == 0:
-        if not versions.in_range and not wiring.module_patched:
+        if refused_by_version(obs):
             return (
                 f"the instrumentation refused SQLAlchemy {versions.sqlalchemy_version} (outside {', '.join(versions.requirements)}) and instrumented nothing (OSD502, static rule OSD107 sqlalchemy-outside-instrumented-range)",
                 "pin sqlalchemy<2.1, or pass skip_dep_check=True to SQLAlchemyInstrumentor().instrument(...)",

@@ -5,14 +5,16 @@ This is the check that catches every wiring mistake at once. When it fails the d
 cause found on the live objects and the static rule that predicts it: the AsyncEngine passed to
 `instrument()` (OSD101), a global `instrument()` after the engine existed (OSD102), a second
 `instrument()` ignored (OSD103), no instrumentation at all (OSD104), no TracerProvider (OSD202),
-or SQLAlchemy outside the instrumented range (OSD502/OSD107).
+or SQLAlchemy outside the instrumented range (OSD502/OSD107). That last cause only warns when
+the checks ran in the doctor's own environment (no application environment was found): the
+SQLAlchemy refused there is the doctor's.
 """
 
 from __future__ import annotations
 
 from opentelemetry.trace import SpanKind
 
-from otel_sqla_doctor.live.checks._spans import explain_missing_spans, query_span
+from otel_sqla_doctor.live.checks._spans import explain_missing_spans, query_span, refused_by_version
 from otel_sqla_doctor.live.checks.base import Check
 from otel_sqla_doctor.live.model import CheckResult
 from otel_sqla_doctor.live.observations import Observations
@@ -34,6 +36,12 @@ class QuerySpanEmitted(Check):
             others = sorted({s.name for s in obs.query.ended})
             seen = f"; spans seen: {', '.join(others)}" if others else "; no spans at all"
             why, fix = explain_missing_spans(obs)
+            if obs.doctor_own_environment and refused_by_version(obs):
+                # The doctor's SQLAlchemy was refused, not necessarily the application's.
+                return self.warned(
+                    f"no query span in the doctor's own environment: {why}{seen}; the application's own versions may differ",
+                    "run the probe with the application's interpreter (--python PATH) to see its own spans",
+                )
             return self.failed(f"no query span: {why}{seen}", fix)
         if span.kind is not SpanKind.CLIENT:
             return self.failed(f"the query span {span.name!r} has kind {span.kind.name}, expected CLIENT", "report this upstream")

@@ -4,6 +4,8 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
+from otel_sqla_doctor.static.indexer import RUN_ONCE
+
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR
 from otel_sqla_doctor.static.patterns import exclusive, instrumentor_call, instrumentor_requirement, method_call
@@ -268,6 +270,31 @@ class InstrumentorCalledTwice(Rule):
                     SQLAlchemyInstrumentor().uninstrument()
             """,
             note="tests that instrument and uninstrument each time",
+        ),
+        Valid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            _engine = None
+
+            def get_engine():
+                global _engine
+                if _engine is None:
+                    _engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                    SQLAlchemyInstrumentor().instrument(engine=_engine.sync_engine)
+                return _engine
+
+            async def handler():
+                return get_engine()
+
+            async def worker():
+                return get_engine()
+
+            get_engine()
+            get_engine()
+            """,
+            note="lazy initialisation behind `global _engine; if _engine is None`: runs once per process",
         ),
         Valid(
             """
@@ -623,8 +650,9 @@ def _guarded_or_retry(site) -> bool:
     """`if not inst.is_instrumented_by_opentelemetry: inst.instrument(...)` is idempotent by design, and
     `instrument(..., skip_dep_check=True)` after a call is the retry for a SQLAlchemy outside the declared
     range (OSD107): the earlier call instrumented nothing, or this one is a harmless no-op."""
-    if "is_instrumented_by_opentelemetry" in getattr(site, "guards", ()):
-        return True
+    guards = getattr(site, "guards", ())
+    if "is_instrumented_by_opentelemetry" in guards or RUN_ONCE in guards:
+        return True  # idempotent by design, or lazy initialisation that runs once per process
     for name, value in site.summary[3]:
         if name == "skip_dep_check" and value == ("lit", True):
             return True

@@ -45,6 +45,27 @@ def _blocking_kinds(method: str) -> tuple[str, ...]:
     return tuple(kind for kind, methods in BLOCKING_METHODS.items() if method in methods)
 
 
+_STARTUP_EVENTS = ("startup", "shutdown")
+
+
+def _runs_at_startup(node: cst.FunctionDef) -> bool:
+    """An ASGI lifespan (`@asynccontextmanager async def lifespan(app)`) or a start-up/shutdown
+    hook (`@app.on_event("startup")`, `@app.on_startup`): it runs once, before requests come in."""
+    for decorator in node.decorators:
+        expression = decorator.decorator
+        name = dotted_name(expression.func if isinstance(expression, cst.Call) else expression) or ""
+        last = name.rsplit(".", 1)[-1]
+        if last == "asynccontextmanager" and "lifespan" in node.name.value.lower():
+            return True
+        if last in ("on_startup", "on_shutdown", "before_server_start", "after_server_stop"):
+            return True
+        if last == "on_event" and isinstance(expression, cst.Call) and expression.args:
+            first = expression.args[0].value
+            if isinstance(first, cst.SimpleString) and first.evaluated_value in _STARTUP_EVENTS:
+                return True
+    return False
+
+
 def _is_offload(node: cst.Call) -> bool:
     name = dotted_name(node.func) or ""
     return name.rsplit(".", 1)[-1] in OFFLOAD_CALLS
@@ -130,6 +151,13 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         self._offloaded_lambdas: list[bool] = []
         self._in_parameters = 0
         self._awaited: set[int] = set()
+        self._startup: list[bool] = []  # per enclosing function: runs once at start-up or shutdown
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._startup.append(_runs_at_startup(node))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._startup.pop()
 
     # -- where we are -------------------------------------------------------------------------
     def visit_Parameters(self, node: cst.Parameters) -> None:
@@ -160,6 +188,8 @@ class SyncDatabaseCallInAsyncFunction(Rule):
             self._offload_depth += 1
         if offload or not self.ctx.in_async_function or self._in_parameters or any(self._offloaded_lambdas):
             return
+        if any(self._startup):
+            return  # before the server accepts requests (or after it stopped): nothing else waits
         if id(node) in self._awaited:
             return
         func = node.func
@@ -235,6 +265,30 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         return self.ctx.summarize(receiver)
 
     VALID = [
+        Valid(
+            """
+            from contextlib import asynccontextmanager
+            from fastapi import FastAPI
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.orm import Session
+
+            engine = create_engine("postgresql+psycopg2://app@db/app")
+
+            @asynccontextmanager
+            async def lifespan(app: FastAPI):
+                with Session(engine) as session:
+                    session.execute(text("select 1"))
+                yield
+
+            app = FastAPI(lifespan=lifespan)
+
+            @app.on_event("startup")
+            async def warm_up():
+                with engine.connect() as conn:
+                    conn.execute(text("select 1"))
+            """,
+            note="start-up work in a lifespan or a startup hook runs before requests come in: nothing waits",
+        ),
         Valid(
             """
             from fastapi import APIRouter, Depends
