@@ -341,6 +341,24 @@ class ProjectIndex:
                     stack.append(importer)
         return frozenset(reached)
 
+    def import_closure(self, entry: ModuleFacts) -> frozenset:
+        """Paths of the project modules a start from `entry` can import (itself included)."""
+        cache = self.__dict__.setdefault("_closures", {})
+        if entry.path not in cache:
+            seen = {entry.path}
+            stack = [entry]
+            while stack:
+                facts = stack.pop()
+                for site in facts.imports:
+                    if site.type_checking:
+                        continue
+                    for target in self._import_targets(site):
+                        if target.path not in seen:
+                            seen.add(target.path)
+                            stack.append(target)
+            cache[entry.path] = frozenset(seen)
+        return cache[entry.path]
+
     def timeline(self, entry: ModuleFacts) -> list[Event]:
         run = _Run(self)
         run.module(entry, is_main=True)

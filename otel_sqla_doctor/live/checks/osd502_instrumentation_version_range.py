@@ -56,9 +56,8 @@ class InstrumentationVersionRange(Check):
         side = "inside" if versions.in_range else "outside"
         skipped = "; the other checks ran with skip_dep_check=True" if not versions.in_range and obs.wiring.mode == "doctor" else ""
         own = (
-            f"the doctor's own environment ran SQLAlchemy {versions.sqlalchemy_version} with "
-            f"opentelemetry-instrumentation-sqlalchemy {versions.instrumentation_version} ({side} its range "
-            f"{', '.join(versions.requirements) or 'no constraint'!r}{skipped})"
+            f"the doctor's own environment has SQLAlchemy {versions.sqlalchemy_version} and "
+            f"opentelemetry-instrumentation-sqlalchemy {versions.instrumentation_version} ({side} its range{skipped})"
         )
         declared = obs.declared
         if declared is not None and declared.status == INSIDE:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from otel_sqla_doctor.static.paths import PathRole
+from otel_sqla_doctor.static.paths import PathRole, role_of
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.patterns import is_test_path
@@ -67,8 +67,8 @@ class BlockingSpanProcessor(Rule):
     """
 
     CODE = "OSD203"
-    REPORTS_IN = frozenset({PathRole.SERVICE, PathRole.EXAMPLE})
-    REPORTS_IN_WHY = 'Blocking exports stall the event loop of a running service; examples are copied into services.'
+    REPORTS_IN = frozenset({PathRole.SERVICE})
+    REPORTS_IN_WHY = 'Blocking exports stall the event loop of a running service; examples, tests and scripts run one task at a time.'
     NAME = "blocking-span-processor"
     FAMILY = "sdk"
     SEVERITY = Severity.WARNING
@@ -86,14 +86,11 @@ class BlockingSpanProcessor(Rule):
 
     @classmethod
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
-        # Any `async def` outside tests makes it an async service, parsed or not (the engine
-        # records which files contain one without parsing them).
-        async_path = next((m.path for m in index.modules if m.has_async_def and not is_test_path(m.path)), None)
-        async_path = async_path or next((p for p in getattr(index, "async_paths", ()) if not is_test_path(p)), None)
-        if async_path is None:
-            return
         for facts, site in index.all_calls():
             if site.callee != SIMPLE_SPAN_PROCESSOR or not site.line or is_test_path(facts.path):
+                continue
+            async_path = _async_evidence(index, facts)
+            if async_path is None:
                 continue
             exporter = positional(site.summary, 0) or kwarg(site.summary, "span_exporter")
             name = _exporter_class(index, exporter)
@@ -113,6 +110,24 @@ class BlockingSpanProcessor(Rule):
             )
 
 
+def _async_evidence(index, facts) -> Optional[str]:
+    """A module with `async def` in a program that runs this processor: the programs are the
+    entry modules whose imports reach `facts` (a sync script beside an async service is not one)."""
+    programs = [entry for entry in index.entry_modules if facts.path in index.import_closure(entry)]
+    for entry in programs or [facts]:
+        closure = index.import_closure(entry)
+        for module in index.modules:
+            if module.path in closure and module.has_async_def and role_of(module.path) is PathRole.SERVICE:
+                return module.path
+    # Frameworks import the app by name (`uvicorn app.main:app`), so the index may not see the
+    # program whole: the async code of the same top-level package counts too.
+    package = facts.path.split("/", 1)[0] + "/" if "/" in facts.path else None
+    if package is None:
+        return None
+    async_paths = [m.path for m in index.modules if m.has_async_def] + list(getattr(index, "async_paths", ()))
+    return next((p for p in async_paths if p.startswith(package) and role_of(p) is PathRole.SERVICE), None)
+
+
 def _exporter_class(index, summary) -> Optional[str]:
     if not summary:
         return None
@@ -127,6 +142,29 @@ def _exporter_class(index, summary) -> Optional[str]:
 
 
 BlockingSpanProcessor.VALID = [
+    Valid(
+        {
+            "loader/run.py": """
+                from opentelemetry.sdk.trace import TracerProvider
+                from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                provider = TracerProvider()
+                provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+
+                def main():
+                    print("loading")
+
+                if __name__ == "__main__":
+                    main()
+            """,
+            "service/api.py": """
+                async def handler():
+                    return []
+            """,
+        },
+        note="a synchronous program beside an async service in the same repository: not one process",
+    ),
     Valid(
         """
         from opentelemetry.sdk.trace import TracerProvider
