@@ -158,6 +158,12 @@ def instrumentor_call(index, site, methods: tuple = ("instrument", "uninstrument
     return None
 
 
+def alternative_to_any(site, others: list) -> bool:
+    """`site` is in another branch of an if/else or try/except than one of `others` (call sites
+    of the same module): at most one of them runs, so one report covers them."""
+    return any(exclusive(site.branches, other.branches) for other in others)
+
+
 def exclusive(branches_a: tuple, branches_b: tuple) -> bool:
     """Two events in different branches of one if/else or try/except (see CallSite.branches)."""
     taken = {}

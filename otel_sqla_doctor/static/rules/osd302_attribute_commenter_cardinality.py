@@ -5,7 +5,7 @@ from typing import Iterable
 from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.paths import is_test as is_test_module
-from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
+from otel_sqla_doctor.static.patterns import alternative_to_any, sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 
 
@@ -73,10 +73,14 @@ class AttributeCommenterCardinality(Rule):
 
     @classmethod
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
+        reported: dict[str, list] = {}
         for facts, site, settings in sqlalchemy_instrument_calls(index):
             if is_test_module(facts.path):
                 continue
             if settings.enable_commenter and settings.attribute_commenter and settings.traceparent:
+                if alternative_to_any(site, reported.setdefault(facts.path, [])):
+                    continue  # alternatives of one if/else or try/except: at most one runs
+                reported[facts.path].append(site)
                 yield ProjectReport(facts.path, site.line, site.column, site.end_line, site.end_column)
 
     VALID = [

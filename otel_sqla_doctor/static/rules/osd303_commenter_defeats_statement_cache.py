@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
-from otel_sqla_doctor.static.patterns import sqlalchemy_instrument_calls
+from otel_sqla_doctor.static.patterns import alternative_to_any, sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.summary import kwarg, positional
@@ -94,11 +94,15 @@ class CommenterDefeatsStatementCache(Rule):
     @classmethod
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
         async_engines = [(f, s) for f, s in index.all_calls() if s.callee == CREATE_ASYNC_ENGINE]
+        reported: dict[str, list] = {}
         for facts, site, settings in sqlalchemy_instrument_calls(index):
             if is_test_module(facts.path) or not (settings.enable_commenter and settings.traceparent):
                 continue
+            if alternative_to_any(site, reported.get(facts.path, [])):
+                continue  # `try: instrument(engine=...) except: instrument(...)`: one runs
             evidence = _asyncpg_evidence(index, site, async_engines)
             if evidence:
+                reported.setdefault(facts.path, []).append(site)
                 yield ProjectReport(
                     facts.path,
                     site.line,
@@ -109,6 +113,19 @@ class CommenterDefeatsStatementCache(Rule):
                 )
 
     VALID = [
+        Valid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            engine = create_async_engine(
+                "postgresql+asyncpg://app@pgbouncer/app",
+                connect_args={"statement_cache_size": 0, "prepared_statement_cache_size": 0},
+            )
+            SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=True)
+            """,
+            note="the statement cache is off (pgbouncer): there is nothing to defeat",
+        ),
         Valid(
             """
             from sqlalchemy.ext.asyncio import create_async_engine
@@ -235,12 +252,42 @@ class CommenterDefeatsStatementCache(Rule):
             },
             note="URL from the environment; asyncpg declared in pyproject.toml",
         ),
+        Invalid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+            try:
+                SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=True)  # ERROR
+            except Exception:
+                SQLAlchemyInstrumentor().instrument(enable_commenter=True)
+            """,
+            note="alternatives of one try/except: one report",
+        ),
     ]
 
 
 # -- which engines, which driver ---------------------------------------------------------------
+def _statement_cache_off(index, call) -> bool:
+    """`connect_args={"statement_cache_size": 0, "prepared_statement_cache_size": 0}` or the same
+    in the URL's query (pgbouncer set-ups): asyncpg keeps no prepared statements to defeat."""
+    connect_args = kwarg(call, "connect_args")
+    value = index.value(connect_args) if connect_args and connect_args[0] != "dict" else connect_args
+    if value and value[0] == "dict":
+        for key, item in value[1]:
+            if key and key[0] == "lit" and key[1] in ("statement_cache_size", "prepared_statement_cache_size"):
+                if item and item[0] == "lit" and item[1] in (0, "0"):
+                    return True
+    url = _url(call)
+    text = url[1] if url and url[0] == "lit" and isinstance(url[1], str) else ""
+    return "prepared_statement_cache_size=0" in text or "statement_cache_size=0" in text
+
+
 def _asyncpg_evidence(index, site, async_engines) -> Optional[str]:
     targets = [v for v in (kwarg(site.summary, "engine"), kwarg(site.summary, "engines")) if v is not None]
+    if async_engines and all(_statement_cache_off(index, call.summary) for _, call in async_engines):
+        return None  # every async engine of the project turns the cache off
     if targets:
         creations: list = []
         for target in targets:
@@ -248,6 +295,9 @@ def _asyncpg_evidence(index, site, async_engines) -> Optional[str]:
         engines = [c for c in creations if _callee(index, c) == CREATE_ASYNC_ENGINE]
         if creations and not engines:
             return None  # only sync engines are instrumented
+        engines = [c for c in engines if not _statement_cache_off(index, c)]
+        if creations and not engines:
+            return None
         urls = [(None, _url(c)) for c in engines]
     else:
         urls = [((facts, call), _url(call.summary)) for facts, call in async_engines]
