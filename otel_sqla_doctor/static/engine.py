@@ -404,10 +404,18 @@ class Scanner:
             modules.append(ModuleFacts.from_json(outcome.pop("facts")))
             candidates.extend((relative, c) for c in outcome["candidates"])
         unparsed = [(r, d) for r, _, d in pending if r not in outcomes]
-        index = ProjectIndex(modules, ProjectFiles(project_texts), imported_elsewhere=_imports_by_regex(unparsed))
-        index.async_paths = tuple(r for r, _, d in pending if b"async def" in d)
-        findings, problems = self._decide(index, candidates)
-        file_errors += problems
+        findings: list[Finding] = []
+        for part in _partition(modules, candidates, project_texts, [r for r, _, _ in pending]):
+            index = ProjectIndex(
+                part.modules,
+                ProjectFiles(part.texts),
+                imported_elsewhere=_imports_by_regex([(r, d) for r, d in unparsed if part.owns(r)]),
+            )
+            index.async_paths = tuple(r for r, _, d in pending if b"async def" in d and part.owns(r))
+            found, problems = self._decide(index, part.candidates)
+            findings += found
+            file_errors += problems
+        findings = list(dict.fromkeys(findings))  # a shared library's finding, seen from two services
         if self.use_cache:
             _save_result(self.root, self.fingerprint, project_key, findings, file_errors)
         return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
@@ -551,6 +559,84 @@ class Scanner:
             hint=hint or None,
             fix=fix,
         )
+
+
+# -- one index per project of a repository -----------------------------------------------------------
+# A directory with one of these is a project of its own (a service of a monorepo, an example with
+# its own dependencies): its modules, dependency files and start-up are judged together, apart
+# from the others. Two services may each have an `app` package; merged, one would shadow the other.
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "Pipfile")
+
+
+@dataclass
+class _Project:
+    root: str  # "" for the scan root, else "services/api/"
+    inner: tuple  # roots of the projects nested inside this one
+    modules: list = field(default_factory=list)
+    candidates: list = field(default_factory=list)
+    texts: dict = field(default_factory=dict)
+
+    def owns(self, relative: str) -> bool:
+        return relative.startswith(self.root) and not any(relative.startswith(r) for r in self.inner)
+
+
+def _partition(modules: list, candidates: list, texts: dict, paths: list) -> list[_Project]:
+    """The scanned files split by the nearest project root. Each project also sees the modules
+    of the others that it imports and does not define itself (a shared library of the repository)."""
+    roots = {""}
+    for relative in [*texts, *paths]:
+        directory, _, name = relative.rpartition("/")
+        root = f"{directory}/" if directory else ""
+        # Only a directory with Python code of its own: a `docker/Dockerfile` belongs to the
+        # project around it.
+        if (name in _PROJECT_MARKERS or name.startswith("Dockerfile")) and any(p.startswith(root) for p in paths):
+            roots.add(root)
+    # Without marker files, two directories that each hold a package (or script) of the same
+    # name are two programs (`svc_a/app/`, `svc_b/app/`; `examples/x/main.py`, `examples/y/main.py`).
+    sources: dict[str, set[str]] = {}
+    for facts in modules:
+        sources.setdefault(facts.module.split(".", 1)[0], set()).add(_source_root(facts))
+    for found in sources.values():
+        if len(found) > 1:
+            roots |= found
+    if len(roots) == 1:
+        return [_Project("", (), list(modules), list(candidates), dict(texts))]
+    ordered = sorted(roots, key=len, reverse=True)  # the nearest root first
+    projects = {r: _Project(r, tuple(o for o in roots if o != r and o.startswith(r))) for r in roots}
+
+    def home(relative: str) -> _Project:
+        return projects[next(r for r in ordered if relative.startswith(r))]
+
+    for facts in modules:
+        home(facts.path).modules.append(facts)
+    for relative, candidate in candidates:
+        home(relative).candidates.append((relative, candidate))
+    for relative, text in texts.items():
+        home(relative).texts[relative] = text
+    by_top: dict[str, list] = {}
+    for facts in modules:
+        by_top.setdefault(facts.module.split(".", 1)[0], []).append(facts)
+    for project in projects.values():
+        own_tops = {m.module.split(".", 1)[0] for m in project.modules}
+        added: set[str] = set()
+        frontier = list(project.modules)
+        while frontier:
+            imported = {site.module.split(".", 1)[0] for facts in frontier for site in facts.imports}
+            frontier = []
+            for top in sorted(imported - own_tops - added):
+                added.add(top)
+                library = [m for m in by_top.get(top, ()) if not project.owns(m.path)]
+                project.modules += library
+                frontier += library
+    return [p for p in projects.values() if p.candidates or any(p.owns(m.path) for m in p.modules)]
+
+
+def _source_root(facts) -> str:
+    """The directory a module's top-level package (or the script itself) sits in: "svc_a/"."""
+    parts = facts.path.split("/")
+    depth = len(facts.module.split(".")) + (1 if facts.path.endswith("/__init__.py") or facts.path == "__init__.py" else 0)
+    kept = parts[: max(0, len(parts) - depth)]
+    return "/".join(kept) + "/" if kept else ""
 
 
 def _analyze_star(args) -> dict:
