@@ -174,3 +174,56 @@ def test_opentelemetry_instrument_launcher_always_doubles(tmp_path):
     assert result["preimported"] is True, "the launcher's instrument() imports sqlalchemy.ext.asyncio itself"
     assert result["started"].count("SELECT") == 2 and result["ended"].count("SELECT") == 1, result
     assert _doctor(project) == [("OSD106", "Procfile", 1)]
+
+
+def test_auto_instrumentation_initialize_in_code_doubles_like_the_launcher(tmp_path):
+    """bitcart's entry point calls `auto_instrumentation.initialize()` itself: the same start as
+    `opentelemetry-instrument`, so the same two tracers per AsyncEngine."""
+    project = tmp_path / "project"
+    _project(
+        project,
+        {
+            "main.py": """
+                from opentelemetry.instrumentation.auto_instrumentation import initialize
+
+                initialize()
+                import app
+            """,
+            "app.py": """
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                engine = create_async_engine("sqlite+aiosqlite://")
+            """,
+            "requirements.txt": "sqlalchemy[asyncio]==2.0.58\nopentelemetry-instrumentation-sqlalchemy==0.66b1\n",
+        },
+    )
+    script = tmp_path / "start.py"
+    script.write_text(
+        PREAMBLE
+        + textwrap.dedent(
+            """
+            import asyncio
+            import runpy
+            from sqlalchemy import text
+
+            trace.set_tracer_provider(PROVIDER)
+            main = runpy.run_path("main.py", run_name="main")
+            import app
+
+            async def query():
+                async with app.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+            asyncio.run(query())
+            report()
+            """
+        )
+    )
+    env = dict(os.environ, OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", PYTHONPATH=str(project))
+    proc = subprocess.run([sys.executable, str(script)], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("@@RESULT@@")]
+    assert lines, f"no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(lines[0][len("@@RESULT@@"):])
+    print(f"\nOSD106 with initialize() in code: started={result['started']} ended={result['ended']}")
+    assert result["started"].count("SELECT") == 2 and result["ended"].count("SELECT") == 1, result
+    assert _doctor(project) == [("OSD106", "main.py", 3)]

@@ -51,6 +51,7 @@ class Launcher:
     line: int
     column: int
     end_column: int
+    how: str = "`opentelemetry-instrument`"  # or the code that starts auto-instrumentation itself
 
 
 def launchers(index) -> list[Launcher]:
@@ -65,7 +66,14 @@ def launchers(index) -> list[Launcher]:
             match = _LAUNCHER.search(line)
             if match:
                 found.append(Launcher(path, number, match.start() + 1, match.end() + 1))
+    # `auto_instrumentation.initialize()` in the entry point does what the launcher does.
+    for facts, site in index.all_calls():
+        if site.callee == AUTO_INSTRUMENTATION_INITIALIZE and site.line and not is_test_module(facts):
+            found.append(Launcher(facts.path, site.line, site.column, site.end_column, how="`auto_instrumentation.initialize()`"))
     return found
+
+
+AUTO_INSTRUMENTATION_INITIALIZE = "opentelemetry.instrumentation.auto_instrumentation.initialize"
 
 
 def sqlalchemy_auto_instrumentation_disabled(index) -> bool:

@@ -17,7 +17,8 @@ from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrumen
 )
 
 # Other libraries' ways to instrument SQLAlchemy engines (they call the instrumentor themselves).
-OTHER_INSTRUMENTATION_CALLS = frozenset({"logfire.instrument_sqlalchemy"})
+OTHER_INSTRUMENTATION_CALLS = frozenset({"logfire.instrument_sqlalchemy", "logfire.instrument_asyncpg"})
+ASYNCPG_INSTRUMENTOR = "opentelemetry.instrumentation.asyncpg.AsyncPGInstrumentor"
 
 _MATCH, _OTHER, _UNKNOWN = "match", "other", "unknown"
 
@@ -76,7 +77,10 @@ class AsyncEngineNeverInstrumented(Rule):
     auto-instrumentation into a Kubernetes pod, a base image's entrypoint) is not seen: add a
     suppression comment (`# doctor: ignore[OSD104]`) or disable the rule. An instrument() call
     in another entry module (gunicorn.conf.py, a sitecustomize) counts as possibly reaching
-    every engine, since the two starts cannot be ordered.
+    every engine, since the two starts cannot be ordered. `AsyncPGInstrumentor().instrument()`
+    (or `logfire.instrument_asyncpg()`) counts as reaching every engine: it traces the driver
+    under SQLAlchemy's asyncpg dialect, though not an engine on another driver beside it.
+    `auto_instrumentation.initialize()` called in the code counts as the launcher.
 
     ## References
     - ground truth rows 2 (per-engine instrument of `sync_engine` works) and 12 (engines= for several)
@@ -441,6 +445,14 @@ class AsyncEngineNeverInstrumented(Rule):
 
 
 def _other_instrumentation(index) -> bool:
+    from otel_sqla_doctor.static.patterns import instrumentor_call
+
+    for facts, site in index.all_calls():
+        call = instrumentor_call(index, site, ("instrument",))
+        # The asyncpg instrumentation patches the driver's classes for every connection, those of
+        # SQLAlchemy's asyncpg dialect included: the queries are traced as asyncpg spans.
+        if call is not None and call.on_instance and call.cls == ASYNCPG_INSTRUMENTOR:
+            return True
     for facts in index.modules:
         if any(site.callee in OTHER_INSTRUMENTATION_CALLS for site in facts.calls):
             return True

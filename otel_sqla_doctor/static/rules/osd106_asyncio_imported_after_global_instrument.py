@@ -339,7 +339,7 @@ def _launcher_reports(index, found) -> list[ProjectReport]:
             end_line=launcher.line,
             end_column=launcher.end_column,
             message=(
-                "the service starts under `opentelemetry-instrument`, which instruments SQLAlchemy before "
+                f"the service starts under {launcher.how}, which instruments SQLAlchemy before "
                 "`sqlalchemy.ext.asyncio` is first imported: every AsyncEngine (e.g. "
                 f"{facts.path}:{site.line}) gets two tracers; each query starts two spans and exports one "
                 "(the other never ends), and the commenter adds two SQL comments"
