@@ -154,13 +154,15 @@ def choose_interpreter(
     if python is not None:
         return _application(resolve_python(python), "given with --python", project)
 
-    own_active = False
+    active_note = "no active virtualenv"
     active = environ.get("VIRTUAL_ENV", "").strip()
     if active:
         found = _python_in(Path(active))
-        if found is not None and is_doctor_environment(found):
-            own_active = True  # the doctor's own venv is active: look for the project's
-        elif found is not None:
+        if found is None:
+            active_note = f"VIRTUAL_ENV={active} has no bin/python"
+        elif is_doctor_environment(found):
+            active_note = "the active virtualenv is the doctor's own"  # look for the project's
+        else:
             return _application(found, f"the active virtualenv (VIRTUAL_ENV={active})", project)
 
     searched = [start]  # from the start directory up to the project root, nearest first
@@ -182,7 +184,7 @@ def choose_interpreter(
         if found is not None:
             return _application(found, f"`poetry env info -p` in {root}", project)
 
-    looked = ["no --python", "the active virtualenv is the doctor's own" if own_active else "no active virtualenv"]
+    looked = ["no --python", active_note]
     looked.append(f"no .venv or venv in {start}" + (f" up to {root}" if root and root != start else ""))
     return Interpreter(
         python=sys.executable,

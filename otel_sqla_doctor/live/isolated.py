@@ -21,6 +21,7 @@ from otel_sqla_doctor.errors import UsageError
 from otel_sqla_doctor.live.interpreter import Interpreter
 from otel_sqla_doctor.live.model import ProbeReport
 from otel_sqla_doctor.live.packages import MissingPackage
+from otel_sqla_doctor.live.remote import RESULT_MARKER
 from otel_sqla_doctor.redact import Redactor
 
 MINIMUM_PYTHON = (3, 10)
@@ -31,7 +32,7 @@ MINIMUM_PYTHON = (3, 10)
 _BOOTSTRAP = f"""\
 import sys
 if sys.version_info < {MINIMUM_PYTHON!r}:
-    sys.stdout.write('{{"too_old": "%d.%d.%d"}}' % sys.version_info[:3])
+    sys.stdout.write('{RESULT_MARKER}{{"too_old": "%d.%d.%d"}}' % sys.version_info[:3])
     sys.exit(0)
 sys.path.insert(0, sys.argv[1])
 from otel_sqla_doctor.live.remote import main
@@ -95,7 +96,7 @@ def run_in(
                 text=True,
             )
         except OSError as exc:
-            raise UsageError(f"--python {interpreter.python}: cannot run it: {exc.strerror or exc}") from None
+            raise UsageError(f"cannot run {interpreter.python} ({interpreter.reason}): {exc.strerror or exc}") from None
         if stderr is None and proc.stderr:
             sys.stderr.write(proc.stderr)
     finally:
@@ -104,14 +105,21 @@ def run_in(
 
 
 def _report(stdout: str, returncode: int, interpreter: Interpreter, redactor: Redactor) -> ProbeReport:
-    if returncode in (130, -2) and not stdout:  # Ctrl-C reached the child (and only it)
+    before, marker, result = stdout.rpartition(RESULT_MARKER)
+    if not marker:
+        before, result = stdout, ""
+    if before.strip():  # printed by the application's environment before our code ran
+        sys.stderr.write(before)
+    if not marker and returncode in (130, -2):  # Ctrl-C reached the child (and only it)
         raise KeyboardInterrupt
     try:
-        payload: dict[str, Any] = json.loads(stdout)
+        payload: dict[str, Any] = json.loads(result) if marker else {}
     except ValueError:
+        payload = {}
+    if not payload:
         raise RemoteFailed(
             redactor.text(f"the probe in {interpreter.python} ended with exit code {returncode} and no report (its output is above)")
-        ) from None
+        )
     if "too_old" in payload:
         needed = ".".join(map(str, MINIMUM_PYTHON))
         raise UsageError(f"{interpreter.python} is Python {payload['too_old']}; the probe needs {needed} or newer ({interpreter.reason})")

@@ -1,8 +1,8 @@
 """The probe's entry point inside the application's interpreter (started by `isolated.run_in`).
 
-Reads the request (JSON) on stdin, runs the checks in this interpreter, and writes one JSON
-object on the original stdout: {"report": ...}, {"missing": ...}, {"usage_error": ...} or
-{"crash": ...}. Everything else printed while it runs (the application's own output, a
+Reads the request (JSON) on stdin, runs the checks in this interpreter, and writes one JSON object
+after RESULT_MARKER on the original stdout: {"report": ...}, {"missing": ...}, {"usage_error": ...}
+or {"crash": ...}. Everything else printed while it runs (the application's own output, a
 ConsoleSpanExporter) goes to stderr, so that the result stays parseable.
 
 By hand: `PYTHONPATH=<dir holding a copy of otel_sqla_doctor> python -m otel_sqla_doctor.live.remote`.
@@ -16,6 +16,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+# Precedes the result on stdout: a sitecustomize or .pth file of the application's environment may
+# print before this module runs, and that must not be taken for (or break) the report.
+RESULT_MARKER = "@@otel-sqla-doctor-probe-result@@"
 
 
 def _run(request: dict):
@@ -61,7 +65,7 @@ def main() -> int:
     except Exception as exc:  # a bug of ours: one line for the parent, no traceback
         lines = str(exc).strip().splitlines()
         payload = {"crash": redactor.text(f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": "))}
-    result.write(json.dumps(payload))
+    result.write(RESULT_MARKER + json.dumps(payload))
     result.close()
     return 0
 

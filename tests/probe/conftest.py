@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 from typer.testing import CliRunner
 
-from probe_helpers import Run
+from probe_helpers import INTERPRETER_CHOICE, Run
 
 # Variables that would change what the probe sees; tests set what they need explicitly.
 _OTEL_NOISE = [name for name in os.environ if name.startswith("OTEL_")]
@@ -21,7 +22,7 @@ def invoke(monkeypatch):
     """`doctor probe ...` through typer's CliRunner, in this process."""
     from otel_sqla_doctor.cli import app
 
-    for name in _OTEL_NOISE:
+    for name in (*_OTEL_NOISE, *INTERPRETER_CHOICE):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
 
@@ -32,8 +33,6 @@ def invoke(monkeypatch):
         return Run(result.exit_code, result.stdout, result.stderr)
 
     return run
-
-
 
 
 class SilentServer:
@@ -76,3 +75,45 @@ def silent_server():
     server = SilentServer()
     yield server
     server.close()
+
+
+# -- virtualenvs for `--python` (built once, cached under the pytest cache) ------------------------
+def _venv(request, name: str, requirements: list[str], *, doctor: bool = False):
+    from venvs import BuildFailed, build_venv, venv_root
+
+    try:
+        return build_venv(venv_root(request.config), name, requirements, doctor=doctor)
+    except (BuildFailed, OSError, subprocess.SubprocessError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"could not build the {name} virtualenv, and CI never skips: {exc}")
+        pytest.skip(f"could not build the {name} virtualenv (is PyPI reachable?): {exc}")
+
+
+@pytest.fixture(scope="session")
+def tool_venv(request):
+    """The doctor installed (not editable) beside SQLAlchemy 2.1, which its instrumentation refuses:
+    the doctor's own SQLAlchemy must never be mistaken for the application's."""
+    from venvs import doctor_dependencies, tested_pins
+
+    return _venv(request, "tool-sqlalchemy21", [*doctor_dependencies(), "sqlalchemy[asyncio]>=2.1", *tested_pins()], doctor=True)
+
+
+@pytest.fixture(scope="session")
+def app_venv(request):
+    """An application's environment: SQLAlchemy 2.0 (inside the range), the SDK, the
+    instrumentation, aiosqlite and asyncpg; no doctor, no typer, no libcst."""
+    from venvs import tested_pins
+
+    return _venv(request, "app-sqlalchemy20", ["sqlalchemy[asyncio]<2.1", "aiosqlite", "asyncpg", *tested_pins()])
+
+
+@pytest.fixture(scope="session")
+def app_venv_sqlalchemy21(request):
+    from venvs import tested_pins
+
+    return _venv(request, "app-sqlalchemy21", ["sqlalchemy[asyncio]>=2.1", "aiosqlite", *tested_pins()])
+
+
+@pytest.fixture(scope="session")
+def app_venv_without_otel(request):
+    return _venv(request, "app-without-otel", ["sqlalchemy[asyncio]<2.1", "aiosqlite"])

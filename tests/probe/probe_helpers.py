@@ -34,8 +34,13 @@ class Run:
         return {c["code"]: c["status"] for c in self.json()["checks"]}
 
 
+# Variables that choose the interpreter the probe runs in: an activated venv in the shell that
+# runs the tests must not decide which Python the tests probe with.
+INTERPRETER_CHOICE = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in INTERPRETER_CHOICE}
     env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
@@ -43,9 +48,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def doctor(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Run:
     """`python -m otel_sqla_doctor probe ...` in a fresh interpreter, as a user runs it."""
+    return run_probe([sys.executable, "-m", "otel_sqla_doctor"], *args, env=env, cwd=cwd, timeout=timeout)
+
+
+def run_probe(command: list[str], *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> Run:
+    """`COMMAND probe ARGS` (e.g. another venv's `bin/doctor`), as a real process."""
     proc = subprocess.run(
-        [sys.executable, "-m", "otel_sqla_doctor", "probe", *args],
-        capture_output=True, text=True, env=env or clean_env(), cwd=cwd or REPO, timeout=timeout,
+        [*command, "probe", *args], capture_output=True, text=True, env=env or clean_env(), cwd=cwd or REPO, timeout=timeout,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
