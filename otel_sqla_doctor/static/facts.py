@@ -98,6 +98,7 @@ class ModuleFacts:
     calls: list = field(default_factory=list)  # CallSite
     imports: list = field(default_factory=list)  # ImportSite
     has_async_def: bool = False
+    has_main_guard: bool = False  # an `if __name__ == "__main__":` block: started as a script
     mentions: tuple = ()  # notable words found in the raw bytes (see indexer.MENTION_WORDS)
 
     def to_json(self) -> dict:

@@ -270,8 +270,19 @@ class ProjectIndex:
         # nothing of the application's, so they are entries only in a project of nothing else.
         from otel_sqla_doctor.static.patterns import is_test_path
 
-        non_test = [m for m in entries if not is_test_path(m.path)]
-        return non_test or entries or list(self.modules)
+        non_test = [m for m in entries if not is_test_path(m.path) and not _imports_pytest(m)]
+        # A module deep in a package that nothing imports, runs as a script or names as a server
+        # app is dead code (or loaded by a framework we cannot see), not a start of its own.
+        started = [m for m in non_test if self._looks_started(m)]
+        return started or non_test or entries or list(self.modules)
+
+    def _looks_started(self, facts: ModuleFacts) -> bool:
+        if "." not in facts.module or facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:
+            return True
+        if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
+            return True
+        needles = (facts.module, facts.path, facts.module.replace(".", "/"))
+        return any(n in text for text in self.files.texts.values() for n in needles)
 
     def _import_targets(self, site: ImportSite) -> list[ModuleFacts]:
         cache = self.__dict__.setdefault("_targets_cache", {})
@@ -603,6 +614,24 @@ def _is_wiring(site: CallSite) -> bool:
         return False  # decided without decoding the summary
     raw = site.summary[1] if site.summary and site.summary[0] == "call" else None
     return bool(raw and raw[0] == "attr" and raw[2] in _WIRING_NAMES)
+
+
+_ENTRY_FILE_NAMES = frozenset({"__main__.py", "main.py", "app.py", "asgi.py", "wsgi.py", "manage.py", "server.py", "worker.py", "cli.py", "run.py"})
+# Server applications: a module that builds one is what a server (uvicorn, gunicorn) starts.
+_APP_CLASSES = frozenset({
+    "fastapi.FastAPI", "fastapi.applications.FastAPI", "starlette.applications.Starlette", "litestar.Litestar",
+    "litestar.app.Litestar", "flask.Flask", "quart.Quart", "sanic.Sanic", "aiohttp.web.Application",
+    "celery.Celery", "dramatiq.set_broker", "taskiq.TaskiqScheduler", "aiogram.Dispatcher",
+})
+
+
+def _is_app_constructor(index: "ProjectIndex", call) -> bool:
+    name = index.qualname_of(call[1]) if call[1] else None
+    return bool(name) and known.canonical(name) in _APP_CLASSES
+
+
+def _imports_pytest(facts: ModuleFacts) -> bool:
+    return any(site.module.split(".", 1)[0] == "pytest" for site in facts.imports)
 
 
 def _module_aliases(facts: ModuleFacts) -> list[str]:

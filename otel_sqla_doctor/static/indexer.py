@@ -80,6 +80,7 @@ class Indexer:
             self._type_checking_imports.update(id(i) for i in _imports_in(node.body))
         if _is_main_guard(node.test):
             self._main_guard_depth += 1
+            self.facts.has_main_guard = True
         elif node.orelse is not None:
             self._alternative((node.body,), (node.orelse,))
 
