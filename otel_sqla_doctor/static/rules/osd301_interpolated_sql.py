@@ -375,6 +375,33 @@ class _Analyzer:
             return out
         return None
 
+    # -- enums ----------------------------------------------------------------------------------------
+    def _enum_classes(self) -> frozenset:
+        """Classes of this module that derive from an Enum (StrEnum, IntEnum, ...), by name."""
+        cached = getattr(self.ctx, "_osd301_enums", None)
+        if cached is None:
+            names = set()
+            for stmt in self.ctx.module_node.body:
+                if isinstance(stmt, cst.ClassDef) and any(
+                    (dotted_name(b.value) or "").rsplit(".", 1)[-1].endswith("Enum") or (dotted_name(b.value) or "").rsplit(".", 1)[-1] in names
+                    for b in stmt.bases
+                ):
+                    names.add(stmt.name.value)
+            cached = frozenset(names)
+            self.ctx._osd301_enums = cached
+        return cached
+
+    def _in_enum_class(self) -> bool:
+        classes = [s for s in self.ctx.scopes if s.kind == "class"]
+        return bool(classes) and classes[-1].name in self._enum_classes()
+
+    def _enum_annotation(self, param: cst.Param) -> bool:
+        """`event: WebhookEventType` where the class is an Enum (of this module, or named *Enum)."""
+        if param.annotation is None:
+            return False
+        name = (dotted_name(param.annotation.annotation) or "").rsplit(".", 1)[-1]
+        return bool(name) and (name in self._enum_classes())
+
     def _names_only_template(self, node: cst.BaseExpression) -> bool:
         """An f-string whose placeholders all sit where names go (`:{k}`, `"{k}"`, `{k} = :{k}`)."""
         if not isinstance(node, cst.FormattedString):
@@ -438,6 +465,8 @@ class _Analyzer:
         if isinstance(expr, cst.Attribute):
             if expr.attr.value in ("__tablename__", "__table__", "name", "fullname") and _model_like(expr):
                 return True
+            if expr.attr.value in ("value", "name") and isinstance(expr.value, cst.Name) and expr.value.value == "self" and self._in_enum_class():
+                return True  # a member of an Enum: one of a fixed set written in the code
             root = expr
             while isinstance(root, cst.Attribute):
                 root = root.value
@@ -468,7 +497,7 @@ class _Analyzer:
                 if not self.is_constant(payload, depth + 1):
                     return False
             elif kind == "param":
-                if not _literal_annotation(payload):
+                if not (_literal_annotation(payload) or self._enum_annotation(payload)):
                     return False
             elif kind in ("import", "func", "class"):
                 continue
@@ -528,6 +557,8 @@ class _Analyzer:
         """A literal list/tuple/set/dict of constants, or a name bound to one (module-level names count)."""
         if depth > 12:
             return False
+        if isinstance(expr, cst.Subscript):  # ROLE["perms"], where ROLE is a literal collection
+            return self.is_literal_collection(expr.value, depth + 1)
         if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
             return all(isinstance(e, cst.Element) and self.is_constant(e.value, depth + 1) for e in expr.elements)
         if isinstance(expr, cst.Dict):
@@ -1150,6 +1181,29 @@ class InterpolatedSql(Rule):
                 return await session.execute(text(f"EXPLAIN ANALYZE {statement}"))
             """,
             note="column and placeholder lists from a row's keys, a table name from a method, a whole statement",
+        ),
+        Valid(
+            """
+            from enum import StrEnum
+            from sqlalchemy import text
+
+            ROLES = {"editor": {"perms": ["read", "write"]}}
+
+            class Interval(StrEnum):
+                day = "day"
+                week = "week"
+
+                def sql(self):
+                    return text(f"SELECT now() - '1 {self.value}'::interval")
+
+            def since(conn, interval: Interval):
+                return conn.execute(text(f"SELECT * FROM events WHERE at > now() - '1 {interval}'::interval"))
+
+            def grant(conn):
+                perms = "ARRAY[" + ",".join(f"'{p}'" for p in ROLES["editor"]["perms"]) + "]"
+                conn.execute(text(f"UPDATE roles SET perms = {perms} WHERE name = 'editor'"))
+            """,
+            note="members of an Enum and items of a literal collection are a fixed set written in the code",
         ),
     ]
     INVALID = [
