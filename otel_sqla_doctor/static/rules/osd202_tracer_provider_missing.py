@@ -123,6 +123,8 @@ class TracerProviderMissing(Rule):
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
         if _provider_is_set(index, tuple(options.get("configurators") or ())):
             return
+        if _opentelemetry_is_an_optional_extra(index):
+            return  # a library: the application that installs the extra sets the provider
         for facts, site in index.all_calls():
             if is_test_path(facts.path) or site.star_args or not site.line:
                 continue
@@ -144,6 +146,27 @@ class TracerProviderMissing(Rule):
                     "exported and sqlcommenter adds no comment"
                 ),
             )
+
+
+def _opentelemetry_is_an_optional_extra(index) -> bool:
+    """A package that offers OpenTelemetry only as an extra (`pip install dbkit[opentelemetry]`)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    for path, text in index.files.texts.items():
+        if not path.endswith("pyproject.toml"):
+            continue
+        try:
+            project = tomllib.loads(text).get("project") or {}
+        except (tomllib.TOMLDecodeError, ValueError):
+            continue
+        required = " ".join(str(d) for d in project.get("dependencies") or [])
+        extras = " ".join(str(d) for group in (project.get("optional-dependencies") or {}).values() for d in group or [])
+        if "opentelemetry" in extras and "opentelemetry" not in required and (project.get("scripts") or {}) == {}:
+            return True
+    return False
 
 
 def _instrumentor_of(index, summary) -> Optional[str]:
@@ -192,6 +215,27 @@ def _provider_is_set(index, extra: tuple) -> bool:
 
 
 TracerProviderMissing.VALID = [
+    Valid(
+        {
+            "pyproject.toml": """
+                [project]
+                name = "dbkit"
+                version = "1.0"
+                dependencies = ["sqlalchemy[asyncio]>=2.0"]
+
+                [project.optional-dependencies]
+                opentelemetry = ["opentelemetry-instrumentation-sqlalchemy>=0.50b0"]
+            """,
+            "dbkit/__init__.py": "",
+            "dbkit/tracing.py": """
+                from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                def instrument(engine):
+                    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+            """,
+        },
+        note="a library offering tracing as an extra: the application that installs it sets the provider",
+    ),
     Valid(
         """
         from opentelemetry import trace
