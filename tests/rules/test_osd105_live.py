@@ -7,7 +7,13 @@ parent), plus asyncpg BEGIN/ROLLBACK spans; with SQLAlchemy's instrumentation al
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import textwrap
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +100,27 @@ def test_the_doctor_flags_it(tmp_path):
     ))
     result = scan_paths([tmp_path], config=load_config([tmp_path], select=["OSD105"]), use_cache=False, cwd=tmp_path)
     assert [(f.code, f.path, f.line) for f in result.findings] == [("OSD105", "app.py", 8)]
+
+
+def _old_asyncpg_instrumentation(version: str) -> Path:
+    """opentelemetry-instrumentation-asyncpg at `version`, unpacked once (it is pure Python)."""
+    cache = Path(tempfile.gettempdir()) / f"osd105-instrumentation-asyncpg-{version}"
+    if not (cache / "opentelemetry" / "instrumentation" / "asyncpg").is_dir():
+        download = cache.with_name(cache.name + ".download")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(download), f"opentelemetry-instrumentation-asyncpg=={version}"],
+            check=True, capture_output=True, timeout=300,
+        )
+        (wheel,) = download.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(cache)
+    return cache
+
+
+def test_before_0_64_the_asyncpg_instrumentation_does_not_see_sqlalchemys_queries(pg_dsn):
+    """Why OSD105 is silent for pins older than 0.64b0: those releases wrap Connection methods
+    only, and SQLAlchemy's asyncpg dialect runs queries through PreparedStatement."""
+    old = _old_asyncpg_instrumentation("0.63b0")
+    result = run_script(BODY.format(dsn=pg_dsn, both=True), env=dict(os.environ, PYTHONPATH=str(old)))
+    print(f"\nOSD105 with instrumentation-asyncpg 0.63b0: {[(s['scope'], s['name']) for s in result['spans']]}")
+    assert [s["scope"] for s in _selects(result)] == ["sqlalchemy"], result["spans"]

@@ -59,6 +59,10 @@ class DuplicateDriverInstrumentation(Rule):
     `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asyncpg opentelemetry-instrument uvicorn app.main:app`.
 
     ## Known problems
+    - Releases of `opentelemetry-instrumentation-asyncpg` before 0.64b0 wrap `Connection` methods
+      only; SQLAlchemy's asyncpg dialect runs its queries through `PreparedStatement`, so nothing is
+      traced twice (only `BEGIN;`/`ROLLBACK;` spans are added). When every pin or lock of it is older,
+      asyncpg is not reported; an unpinned one is assumed to be the newest.
     - A project that uses the driver directly too (asyncpg's `COPY`, `LISTEN`/`NOTIFY`) may want the
       driver spans there; the SQLAlchemy queries are still traced twice, so it is still reported.
     - The driver is not matched against the engines' URLs: an `AsyncPGInstrumentor` in a project whose
@@ -113,6 +117,11 @@ class DuplicateDriverInstrumentation(Rule):
             elif call.cls in DRIVER_INSTRUMENTORS and DRIVER_INSTRUMENTORS[call.cls] in DRIVER_PACKAGES:
                 driver_sites.append((facts, site, call.cls))
 
+        if _asyncpg_misses_prepared_statements(deps):
+            # Before 0.64b0 the asyncpg instrumentation wraps only Connection methods; SQLAlchemy's
+            # dialect runs queries through PreparedStatement, so nothing is traced twice (live test).
+            driver_sites = [d for d in driver_sites if DRIVER_INSTRUMENTORS[d[2]] != "asyncpg"]
+            deps = [d for d in deps if d.name != DRIVER_PACKAGES["asyncpg"][0]]
         reports: list[ProjectReport] = []
         # 1. Both instrumentors instrumented in the code, in one process.
         together = _together(index, {id(s) for _, s in sqla_sites}, {id(s) for _, s, _ in driver_sites})
@@ -160,6 +169,26 @@ class DuplicateDriverInstrumentation(Rule):
         return reports
 
     VALID = [
+        Valid(
+            {
+                "requirements.txt": """
+                    sqlalchemy[asyncio]==2.0.44
+                    asyncpg==0.30.0
+                    opentelemetry-instrumentation-sqlalchemy==0.62b0
+                    opentelemetry-instrumentation-asyncpg==0.62b0
+                """,
+                "app.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+                    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+                    AsyncPGInstrumentor().instrument()
+                """,
+            },
+            note="asyncpg instrumentation before 0.64b0 does not see SQLAlchemy's prepared statements",
+        ),
         Valid(
             """
             from sqlalchemy.ext.asyncio import create_async_engine
@@ -320,6 +349,21 @@ class DuplicateDriverInstrumentation(Rule):
             note="SQLAlchemy instrumented in code, the psycopg2 one by the launcher",
         ),
     ]
+
+
+# The first release of opentelemetry-instrumentation-asyncpg that wraps PreparedStatement methods.
+ASYNCPG_PREPARED_STATEMENTS_SINCE = "0.64b0"
+
+
+def _asyncpg_misses_prepared_statements(deps) -> bool:
+    """Every pin or lock of opentelemetry-instrumentation-asyncpg is older than 0.64b0."""
+    from packaging.version import InvalidVersion, Version
+
+    pins = [d.pinned for d in deps if d.name == DRIVER_PACKAGES["asyncpg"][0] and d.pinned]
+    try:
+        return bool(pins) and all(Version(p) < Version(ASYNCPG_PREPARED_STATEMENTS_SINCE) for p in pins)
+    except InvalidVersion:
+        return False
 
 
 def _message(what: str, driver: str, where: str) -> str:
