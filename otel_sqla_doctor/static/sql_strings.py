@@ -32,7 +32,7 @@ _BOUND_RIGHT_SIDE = re.compile(
     rf"^(?:=|==|<>|!=|<=|>=|<|>|\bLIKE\b|\bILIKE\b|\bIN\b|\bIS\b|@>|<@|&&|~)\s*(?:\(\s*|ANY\s*\(\s*|ALL\s*\(\s*)?{_BIND}",
     re.IGNORECASE,
 )
-_IDENTIFIER_AFTER = re.compile(r"^(?:\.|\(|::|\bIS\s+(?:NOT\s+)?NULL\b|\bASC\b|\bDESC\b|\bNULLS\b|\bAS\b)", re.IGNORECASE)
+_IDENTIFIER_AFTER = re.compile(r"^(?:\.(?!\d)|\((?!\s*\))|\bIS\s+(?:NOT\s+)?NULL\b|\bASC\b|\bDESC\b|\bNULLS\b)", re.IGNORECASE)
 _VALUE_BEFORE = re.compile(
     r"(?:=|==|<>|!=|<=|>=|<|>|\+|-|\*|/|\|\||\bLIKE|\bILIKE|\bLIMIT|\bOFFSET|\bBETWEEN|\bTHEN|\bELSE"
     r"|\bINTERVAL|\bIN\s*\(|\bANY\s*\(|\bVALUES\s*\(|\bDEFAULT|\bNOTIFY\s+\w+\s*,)\s*$",
@@ -76,7 +76,12 @@ def position(before: str, after: str) -> str:
         return FRAGMENT
     if b.endswith(",") or b.endswith("("):
         return _list_position(b)
-    return _clause_position(b)
+    clause = _clause_position(b)
+    if clause == UNKNOWN and re.search(r"[\w\"`\]?)]$", b):
+        # Right after an operand (a name, a closing bracket, another placeholder): a value would
+        # be a syntax error there, so what goes in is a clause or a keyword (`SET {cols} {where}`).
+        return FRAGMENT
+    return clause
 
 
 _CLAUSE = re.compile(r"\b(SELECT|FROM|JOIN|INTO|UPDATE|BY|RETURNING|WHERE|HAVING|ON|SET|VALUES|LIMIT|OFFSET|AND|OR)\b", re.IGNORECASE)
@@ -110,6 +115,9 @@ def _list_position(before: str) -> str:
                 return VALUE
             if depth == 0 and re.search(r"\bINTO\s+[\w.\"`?]+\s*$", prefix, re.IGNORECASE):
                 return IDENTIFIER
+            if re.search(r"\w$", prefix):
+                # A function's argument: a column in a select list (`max({col})`), else a value.
+                return IDENTIFIER if _clause_position(prefix) == IDENTIFIER else VALUE
             continue
         word = token.upper()
         if word in ("VALUES", "IN", "ANY"):

@@ -282,8 +282,11 @@ class _Analyzer:
             if function is None or self.depth > 2:
                 return None
             scope = Scope("function", function.name.value, qualname, function, is_async=function.asynchronous is not None)
+            passed = self._constant_arguments(node, function)
             for param in _all_params(function.params):
-                scope.bindings.setdefault(param.name.value, []).append(("param", param))
+                # What this call passes decides: a constant argument makes the parameter one here.
+                binding = ("value", cst.Integer("0")) if param.name.value in passed else ("param", param)
+                scope.bindings.setdefault(param.name.value, []).append(binding)
             _collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
             helper = _Analyzer(self.ctx, _Env([scope], self.env.module_scope), self.depth + 1)
             found = None
@@ -306,6 +309,19 @@ class _Analyzer:
         return Interpolation(
             "a helper that formats SQL", dynamic=["its arguments"], via=f"{name}()", requires=(check(summary, f"{_THIS}:returns_interpolated"),)
         )
+
+    def _constant_arguments(self, call: cst.Call, function: cst.FunctionDef) -> set[str]:
+        """Parameters of `function` that this call fills with constants (in the caller's scope)."""
+        params = list(function.params.posonly_params) + list(function.params.params)
+        found: set[str] = set()
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        for param, arg in zip(params, positional):
+            if self.is_constant(arg.value):
+                found.add(param.name.value)
+        for arg in call.args:
+            if arg.keyword is not None and self.is_constant(arg.value):
+                found.add(arg.keyword.value)
+        return found
 
     def _module_function(self, name: str) -> Optional[cst.FunctionDef]:
         for stmt in self.ctx.module_node.body:
@@ -1205,6 +1221,20 @@ class InterpolatedSql(Rule):
             """,
             note="members of an Enum and items of a literal collection are a fixed set written in the code",
         ),
+        Valid(
+            """
+            from sqlalchemy import text
+            from app import settings
+
+            def convert(setting: str) -> str:
+                return f"UPDATE environment SET settings = settings - '{setting}' WHERE settings ? '{setting}'"
+
+            async def upgrade(conn):
+                await conn.execute(text(convert(settings.REPAIR_INTERVAL)))
+                await conn.execute(text(convert("deploy_interval")))
+            """,
+            note="a helper whose parameters are filled with constants at this call",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -1231,6 +1261,18 @@ class InterpolatedSql(Rule):
                 return conn.execute(text(f"SELECT * FROM {table} LIMIT " + str(limit) + f" OFFSET {offset}"))  # ERROR
             """,
             note="values placed by %-formatting, str.format and concatenation; the table name alone would not be reported",
+        ),
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            def convert(setting: str) -> str:
+                return f"UPDATE environment SET settings = settings - '{setting}' WHERE settings ? '{setting}'"
+
+            async def remove(conn, name: str):
+                await conn.execute(text(convert(name)))  # ERROR
+            """,
+            note="the same helper, called with a value that varies per call",
         ),
         Invalid(
             """
