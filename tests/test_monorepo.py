@@ -99,3 +99,32 @@ def test_a_package_name_of_one_service_does_not_resolve_into_another(tmp_path):
     })
     report = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD101"], cwd=tmp_path).stdout)
     assert report["findings"] == [], report["findings"]
+
+
+def test_files_of_two_projects_given_at_once_are_each_scanned_with_their_project(tmp_path):
+    # pre-commit passes the changed files of every service in one call.
+    bad = """\
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from app.db import engine
+        SQLAlchemyInstrumentor().instrument(engine=engine)
+    """
+    db = """\
+        from sqlalchemy.ext.asyncio import create_async_engine
+        engine = create_async_engine("postgresql+asyncpg://app@db/app")
+    """
+    files = {}
+    for service in ("svc_a", "svc_b"):
+        files.update({
+            f"{service}/pyproject.toml": "[project]\nname = 'x'\n",
+            f"{service}/app/__init__.py": "",
+            f"{service}/app/db.py": db,
+            f"{service}/app/telemetry.py": bad,
+        })
+    _write(tmp_path, files)
+    proc = run_doctor(["scan", "svc_a/app/telemetry.py", "svc_b/app/telemetry.py", "-f", "json", "--no-cache", "--select", "OSD101"], cwd=tmp_path)
+    assert _findings(json.loads(proc.stdout)) == {("svc_a/app/telemetry.py", "OSD101"), ("svc_b/app/telemetry.py", "OSD101")}
+    # Without any project marker, each file is scanned with its own directory.
+    for service in ("svc_a", "svc_b"):
+        (tmp_path / service / "pyproject.toml").unlink()
+    proc = run_doctor(["scan", "svc_a/app/telemetry.py", "svc_b/app/telemetry.py", "-f", "json", "--no-cache", "--select", "OSD101"], cwd=tmp_path)
+    assert _findings(json.loads(proc.stdout)) == {("svc_a/app/telemetry.py", "OSD101"), ("svc_b/app/telemetry.py", "OSD101")}

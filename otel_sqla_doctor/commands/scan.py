@@ -49,15 +49,18 @@ def scan_command(
         from otel_sqla_doctor.errors import UsageError
 
         raise UsageError(f"no such file or directory: {missing[0]}")
-    config = api.load_config(targets, config_file=config_file, select=select, extend_select=extend_select, ignore=ignore)
-    # Given only files (pre-commit passes the changed ones), resolve names across their whole
-    # project but report on those files alone.
-    report_only = None
-    scan_targets = targets
-    if targets and all(p.is_file() for p in targets) and config.root is not None:
-        report_only = targets
-        scan_targets = [config.root]
-    result = api.scan_paths(scan_targets, config=config, use_cache=not no_cache, jobs=jobs, report_only=report_only)
+    flags = dict(config_file=config_file, select=select, extend_select=extend_select, ignore=ignore)
+    config = api.load_config(targets, **flags)
+    plan = _plan(api, targets, config, flags)
+
+    def run_scans():
+        results = [
+            api.scan_paths(scan_targets, config=group_config, use_cache=not no_cache, jobs=jobs, report_only=report_only)
+            for group_config, scan_targets, report_only in plan
+        ]
+        return _merge(results)
+
+    result = run_scans()
 
     result.show_unused_suppressions = report_unused_ignores
 
@@ -72,7 +75,7 @@ def scan_command(
             if outcome.counts:
                 result.fixed = dict(outcome.counts)
                 # Report what is left after the fixes.
-                result = _rescan_after_fix(api, scan_targets, config, no_cache, jobs, report_only, result)
+                result = _rescan_after_fix(run_scans, result)
         for path, reason in outcome.problems:
             typer.echo(f"doctor: {path}: {reason}", err=True)
 
@@ -97,9 +100,37 @@ def scan_command(
     raise typer.Exit(1 if (result.findings or unused or result.errors) and not exit_zero else 0)
 
 
-def _rescan_after_fix(api, scan_targets, config, no_cache, jobs, report_only, previous):
+def _plan(api, targets, config, flags) -> list:
+    """(config, paths to scan, files to report on) per project. Given only files (pre-commit
+    passes the changed ones), each file is scanned with its whole project, so names resolve across
+    modules, and reported alone; files of several projects (a monorepo) are split by project."""
+    if not targets or not all(p.is_file() for p in targets):
+        return [(config, targets, None)]
+    groups: dict = {}
+    for target in targets:
+        group_config = api.load_config([target], **flags)
+        root = group_config.root or target.parent
+        groups.setdefault(root, (group_config, []))[1].append(target)
+    return [(group_config, [root], files) for root, (group_config, files) in groups.items()]
+
+
+def _merge(results: list):
+    if len(results) == 1:
+        return results[0]
+    from otel_sqla_doctor.findings import ScanResult
+
+    merged = ScanResult(
+        findings=sorted({f for r in results for f in r.findings}),
+        files_scanned=sum(r.files_scanned for r in results),
+        errors=sorted({e for r in results for e in r.errors}),
+    )
+    merged.unused_suppressions = [u for r in results for u in r.unused_suppressions]
+    return merged
+
+
+def _rescan_after_fix(run_scans, previous):
     fixed = previous.fixed
-    result = api.scan_paths(scan_targets, config=config, use_cache=not no_cache, jobs=jobs, report_only=report_only)
+    result = run_scans()
     result.fixed = fixed
     result.show_unused_suppressions = previous.show_unused_suppressions
     return result
