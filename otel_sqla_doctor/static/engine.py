@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 from otel_sqla_doctor import __version__, interrupts
 from otel_sqla_doctor.config import Config
 from otel_sqla_doctor.findings import Edit, FileError, Finding, Fix, ScanResult, Severity, Span
+from otel_sqla_doctor.redact import mask_url
 from otel_sqla_doctor.static import discovery, paths, suppressions
 
 # A file is parsed for the index when it mentions one of these (most files mention none).
@@ -38,6 +39,7 @@ PARALLEL_THRESHOLD = 24  # below this many files to parse, a process pool costs 
 PATH_ROLES_KEY = "path-roles"  # in the options handed to workers, beside the rule codes
 CACHE_DIR = ".otel_sqla_doctor_cache"
 CACHE_FORMAT = 2  # 2: call summaries stored as JSON text
+CHANGED_DURING_SCAN = "changed during the scan, run again"
 
 
 @dataclass
@@ -70,6 +72,9 @@ def analyze_file(job: FileJob, codes: tuple[str, ...], options: dict) -> dict:
         data = Path(job.path).read_bytes()
     except OSError as exc:
         return {"error": f"cannot read: {exc.strerror or exc}"}
+    if hashlib.blake2b(data, digest_size=16).hexdigest() != job.key:
+        # Saved since the scan read it: positions (and fixes) must come from the bytes it keyed.
+        return {"error": CHANGED_DURING_SCAN, "transient": True}
     return analyze_source(data, job.relative, job.module, job.is_package, codes, options)
 
 
@@ -340,6 +345,7 @@ class Scanner:
         from otel_sqla_doctor.static.index import ProjectFiles, ProjectIndex
 
         files, project_texts, errors = self.collect(targets)
+        self.digests: dict[str, str] = {}
         outcomes: dict[str, dict] = {}
         suppression_texts: dict[str, str] = {}
         pending: list[tuple[str, Path, bytes]] = []
@@ -355,6 +361,7 @@ class Scanner:
                 errors.append(FileError(self.display(relative), f"cannot read: {exc.strerror or exc}"))
                 continue
             pending.append((relative, path, data))
+            self.digests[self.display(relative)] = hashlib.blake2b(data, digest_size=16).hexdigest()  # what --fix may edit
             if suppressions.MARKER in data:
                 suppression_texts[self.display(relative)] = data.decode("utf-8", errors="replace")
 
@@ -412,11 +419,12 @@ class Scanner:
                 imported_elsewhere=_imports_by_regex([(r, d) for r, d in unparsed if part.owns(r)]),
             )
             index.async_paths = tuple(r for r, _, d in pending if b"async def" in d and part.owns(r))
-            found, problems = self._decide(index, part.candidates)
+            index.library_paths = frozenset(part.library)  # a shared library's modules start nothing here
+            found, problems = self._decide(index, part.candidates, project_rules=part.mentions_tracing())
             findings += found
             file_errors += problems
         findings = list(dict.fromkeys(findings))  # a shared library's finding, seen from two services
-        if self.use_cache:
+        if self.use_cache and not any(o.get("transient") for o in outcomes.values()):
             _save_result(self.root, self.fingerprint, project_key, findings, file_errors)
         return self._finish(findings, errors + file_errors, files, targets, report_only, suppression_texts)
 
@@ -432,6 +440,7 @@ class Scanner:
         findings, unused = suppressions.apply(findings, suppression_texts)
         result = ScanResult(findings=sorted(set(findings)), files_scanned=len(files), errors=sorted(set(errors)))
         result.unused_suppressions = unused
+        result.digests = dict(getattr(self, "digests", {}))
         return result
 
     def _analyze(self, batch: list[tuple[str, Path, bytes]], outcomes: dict, cache: Optional["_Cache"]) -> None:
@@ -447,7 +456,7 @@ class Scanner:
         for job, outcome in zip(todo, self._run(todo)):
             outcomes[job.relative] = outcome
             # Internal errors are not cached: the next run (or version) may not have the bug.
-            if cache is not None and not (outcome.get("error") or "").startswith("internal error"):
+            if cache is not None and not outcome.get("transient") and not (outcome.get("error") or "").startswith("internal error"):
                 cache.put(job.relative, job.key, outcome)
 
     def _run(self, todo: list[FileJob]) -> list[dict]:
@@ -476,7 +485,7 @@ class Scanner:
         interrupts.check()
         return outcomes
 
-    def _decide(self, index, candidates: list[tuple[str, dict]]) -> tuple[list[Finding], list[FileError]]:
+    def _decide(self, index, candidates: list[tuple[str, dict]], project_rules: bool = True) -> tuple[list[Finding], list[FileError]]:
         from otel_sqla_doctor.static.rule import Requirement
         from otel_sqla_doctor.static.rules import all_rules
         from otel_sqla_doctor.static.summary import from_json
@@ -509,7 +518,7 @@ class Scanner:
         # A rule may report a place from its file visitor (with a fix) and from its project check:
         # one finding, with the project check's message (it sees more) and the file visitor's fix.
         from_files = {(f.path, f.line, f.column, f.code): i for i, f in enumerate(findings)}
-        for code, rule in rules.items():
+        for code, rule in (rules.items() if project_rules else ()):
             try:
                 reports = list(rule.check_project(index, self.options.get(code, {})))
             except Exception as exc:  # one project rule's bug: an error naming it, the others still report
@@ -546,6 +555,8 @@ class Scanner:
 
     def _finding(self, rule, relative: str, span, message: str, hint: str, fix, severity: Optional[Severity] = None) -> Finding:
         severity = Severity(self.config.severity.get(rule.CODE, (severity or rule.SEVERITY).value))
+        if fix is not None:  # what is shown masks URL passwords; the edits keep the code as it is
+            fix = dataclasses.replace(fix, description=mask_url(fix.description), summary=fix.summary and mask_url(fix.summary))
         return Finding(
             path=self.display(relative),
             line=span[0],
@@ -553,10 +564,10 @@ class Scanner:
             code=rule.CODE,
             name=rule.NAME,
             severity=severity,
-            message=message,
+            message=mask_url(message),
             end_line=span[2],
             end_column=span[3],
-            hint=hint or None,
+            hint=mask_url(hint) if hint else None,
             fix=fix,
         )
 
@@ -575,9 +586,20 @@ class _Project:
     modules: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
     texts: dict = field(default_factory=dict)
+    library: set = field(default_factory=set)  # paths of other projects' modules it imports
 
     def owns(self, relative: str) -> bool:
         return relative.startswith(self.root) and not any(relative.startswith(r) for r in self.inner)
+
+    def mentions_tracing(self) -> bool:
+        """Whether the project's own code or files touch OpenTelemetry: every project rule is about
+        tracing, so a project of a repository that does not (its tests, a tool) needs none of them."""
+        if self.root == "" and not self.inner:
+            return True
+        for facts in self.modules:
+            if self.owns(facts.path) and any(s.module.split(".", 1)[0] in ("opentelemetry", "logfire") for s in facts.imports):
+                return True
+        return any("opentelemetry" in text or "logfire" in text for text in self.texts.values())
 
 
 def _partition(modules: list, candidates: list, texts: dict, paths: list) -> list[_Project]:
@@ -613,20 +635,30 @@ def _partition(modules: list, candidates: list, texts: dict, paths: list) -> lis
         home(relative).candidates.append((relative, candidate))
     for relative, text in texts.items():
         home(relative).texts[relative] = text
-    by_top: dict[str, list] = {}
+    by_name: dict[str, list] = {}
     for facts in modules:
-        by_top.setdefault(facts.module.split(".", 1)[0], []).append(facts)
+        by_name.setdefault(facts.module, []).append(facts)
     for project in projects.values():
         own_tops = {m.module.split(".", 1)[0] for m in project.modules}
-        added: set[str] = set()
+        seen: set[str] = set()
         frontier = list(project.modules)
         while frontier:
-            imported = {site.module.split(".", 1)[0] for facts in frontier for site in facts.imports}
+            wanted: set[str] = set()
+            for facts in frontier:
+                for site in facts.imports:
+                    if site.module.split(".", 1)[0] in own_tops:
+                        continue
+                    # The module, the packages above it (their __init__ runs first), and for
+                    # `from pkg import mod` the submodule.
+                    parts = site.module.split(".")
+                    wanted.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+                    wanted.update(f"{site.module}.{name}" for name in site.names)
             frontier = []
-            for top in sorted(imported - own_tops - added):
-                added.add(top)
-                library = [m for m in by_top.get(top, ()) if not project.owns(m.path)]
+            for name in sorted(wanted - seen):
+                seen.add(name)
+                library = [m for m in by_name.get(name, ()) if not project.owns(m.path)]
                 project.modules += library
+                project.library.update(m.path for m in library)
                 frontier += library
     return [p for p in projects.values() if p.candidates or any(p.owns(m.path) for m in p.modules)]
 

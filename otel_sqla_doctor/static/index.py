@@ -65,6 +65,8 @@ class ProjectIndex:
         self.imported_elsewhere = frozenset(imported_elsewhere)
         # Files (parsed or not) that contain `async def`: set by the engine from the raw bytes.
         self.async_paths: tuple = ()
+        # Modules of another project of the repository that this one imports (a shared library).
+        self.library_paths: frozenset = frozenset()
         self._by_name: dict[str, list[ModuleFacts]] = {}
         for facts in self.modules:
             self._by_name.setdefault(facts.module, []).append(facts)
@@ -264,7 +266,7 @@ class ProjectIndex:
         entries = [
             m
             for m in self.modules
-            if m.path not in imported and self.imported_elsewhere.isdisjoint(_module_aliases(m))
+            if m.path not in imported and m.path not in self.library_paths and self.imported_elsewhere.isdisjoint(_module_aliases(m))
         ]
         # Test modules all run inside one pytest process with its own tracing set-up; they start
         # nothing of the application's, so they are entries only in a project of nothing else.
