@@ -55,8 +55,9 @@ def all_dependencies(texts: dict[str, str], wanted: Optional[set] = None) -> Ite
 
 
 def is_requirements_file(path: str) -> bool:
+    """requirements*.txt, requirements/*.txt, and pip-tools inputs (`requirements/_base.in`)."""
     pure = PurePosixPath(path)
-    return pure.suffix == ".txt" and (pure.name.startswith("requirements") or pure.parent.name == "requirements")
+    return pure.suffix in (".txt", ".in") and (pure.name.startswith("requirements") or pure.parent.name == "requirements")
 
 
 def is_dependency_file(path: str) -> bool:

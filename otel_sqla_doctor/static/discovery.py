@@ -40,6 +40,8 @@ PROJECT_FILE_PATTERNS = (
     "pyproject.toml",
     "requirements*.txt",
     "requirements/*.txt",
+    "requirements*.in",
+    "requirements/*.in",
     "uv.lock",
     "poetry.lock",
     "pdm.lock",

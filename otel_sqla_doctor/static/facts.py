@@ -87,6 +87,11 @@ class FunctionFacts:
     depends: tuple = ()  # summaries of the callees of its `Depends(...)` parameters (FastAPI runs them per request)
 
 
+# A guard token (in CallSite.guards): the body runs once per process, whatever calls it
+# (`global _engine; if _engine is None:`).
+RUN_ONCE = "<run-once>"
+
+
 @dataclass
 class ModuleFacts:
     path: str

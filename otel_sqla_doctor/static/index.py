@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Iterable, Iterator, Optional
 
 from otel_sqla_doctor.static import known
-from otel_sqla_doctor.static.facts import CallSite, FunctionFacts, ImportSite, ModuleFacts
+from otel_sqla_doctor.static.facts import RUN_ONCE, CallSite, FunctionFacts, ImportSite, ModuleFacts
 from otel_sqla_doctor.static.summary import UNKNOWN, Summary, kwarg
 
 Value = tuple  # ("kind", k) | ("q", qualname) | ("func", q) | ("class", q) | ("obj", q) | ("module", m) | ("lit", v) | ...
@@ -535,6 +535,7 @@ class _Run:
         self._stack: list[str] = []
         self.root = ""  # the late root function being run ("" during start-up)
         self._branches: tuple = ()  # alternatives of the calls that led here
+        self._ran_once: set[int] = set()  # run-once call sites already run in this start
 
     def _emit(self, **kwargs) -> None:
         if kwargs.get("late"):
@@ -566,6 +567,11 @@ class _Run:
                 self.module(target)
 
     def _call(self, facts: ModuleFacts, site: CallSite, via: str, late: bool) -> None:
+        if RUN_ONCE in getattr(site, "guards", ()):
+            # Lazy initialisation: the second caller finds it done.
+            if id(site) in self._ran_once:
+                return
+            self._ran_once.add(id(site))
         outer = self._branches
         self._branches = outer + tuple(getattr(site, "branches", ()))
         try:

@@ -7,7 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from otel_sqla_doctor.static.context import FileContext, dotted_name, import_module_name
-from otel_sqla_doctor.static.facts import CallSite, FunctionFacts, ImportSite, ModuleFacts
+from otel_sqla_doctor.static.facts import RUN_ONCE, CallSite, FunctionFacts, ImportSite, ModuleFacts
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.summary import UNKNOWN, Summary, refs_in
 
@@ -263,10 +263,6 @@ def _imports_in(block: cst.CSTNode):
             yield from (small for small in stmt.body if isinstance(small, (cst.Import, cst.ImportFrom)))
         elif isinstance(stmt, (cst.If, cst.Try, cst.With)):
             yield from _imports_in(stmt.body)
-
-
-# A guard token (in CallSite.guards): the body runs once per process, whatever calls it.
-RUN_ONCE = "<run-once>"
 
 
 def _run_once_test(test: cst.BaseExpression, scope) -> bool:

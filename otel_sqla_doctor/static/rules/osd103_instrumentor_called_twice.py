@@ -4,7 +4,7 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
-from otel_sqla_doctor.static.indexer import RUN_ONCE
+from otel_sqla_doctor.static.facts import RUN_ONCE
 
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR
@@ -295,6 +295,39 @@ class InstrumentorCalledTwice(Rule):
             get_engine()
             """,
             note="lazy initialisation behind `global _engine; if _engine is None`: runs once per process",
+        ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/tracing.py": """
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    _instrumentor = SQLAlchemyInstrumentor()
+
+                    def instrument_engine(engine):
+                        _instrumentor.instrument(engine=engine.sync_engine)
+                """,
+                "app/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    _engine = None
+
+                    def get_engine():
+                        global _engine
+                        if _engine is None:
+                            _engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                            from app.tracing import instrument_engine
+                            instrument_engine(_engine)
+                        return _engine
+                """,
+                "app/main.py": """
+                    from app.db import get_engine
+
+                    get_engine()
+                    get_engine()
+                """,
+            },
+            note="the helper that instruments is called behind the run-once guard of its caller",
         ),
         Valid(
             """

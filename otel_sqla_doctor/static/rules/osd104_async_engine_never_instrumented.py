@@ -80,7 +80,9 @@ class AsyncEngineNeverInstrumented(Rule):
     every engine, since the two starts cannot be ordered. `AsyncPGInstrumentor().instrument()`
     (or `logfire.instrument_asyncpg()`) counts as reaching every engine: it traces the driver
     under SQLAlchemy's asyncpg dialect, though not an engine on another driver beside it.
-    `auto_instrumentation.initialize()` called in the code counts as the launcher.
+    `auto_instrumentation.initialize()` called in the code counts as the launcher. A project
+    that neither sets up the OpenTelemetry SDK nor uses an instrumentation (spans made through
+    logfire for LLM calls only) is not reported: nothing says it wants database spans.
 
     ## References
     - ground truth rows 2 (per-engine instrument of `sync_engine` works) and 12 (engines= for several)
@@ -107,6 +109,8 @@ class AsyncEngineNeverInstrumented(Rule):
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
         if launchers(index) or not sets_up_tracing(index) or _other_instrumentation(index):
             return []
+        if not _uses_instrumentations(index):
+            return []  # tracing set up by hand for other things (LLM calls): no database spans asked for
         orders = startup_orders(index)
         explicit_targets: list = []  # engine= / engines= summaries anywhere in the project
         instrument_sites: list = []
@@ -162,6 +166,27 @@ class AsyncEngineNeverInstrumented(Rule):
         return sorted(reports, key=lambda r: (r.path, r.line, r.column))
 
     VALID = [
+        Valid(
+            {
+                "agent/__init__.py": "",
+                "agent/db.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine = create_async_engine("postgresql+asyncpg://app@db/app")
+                """,
+                "agent/main.py": """
+                    import logfire
+                    from opentelemetry import trace
+
+                    from agent.db import engine
+
+                    logfire.configure()
+                    logfire.instrument_openai_agents()
+                    tracer = trace.get_tracer("agent")
+                """,
+            },
+            note="tracing set up for LLM calls only (logfire), no SDK or instrumentation of its own",
+        ),
         Valid(
             """
             from sqlalchemy.ext.asyncio import create_async_engine
@@ -442,6 +467,18 @@ class AsyncEngineNeverInstrumented(Rule):
             note="an engine created in a function of a worker that sets up tracing",
         ),
     ]
+
+
+def _uses_instrumentations(index) -> bool:
+    """The project sets up the OpenTelemetry SDK itself or traces its libraries with instrumentations
+    (SQLAlchemy's, its web framework's...): then an engine left out is a gap, not a choice."""
+    return any(
+        (site.module.startswith("opentelemetry.instrumentation.") or site.module.split(".")[:2] == ["opentelemetry", "sdk"])
+        and not is_test_module(facts)
+        for facts in index.modules
+        for site in facts.imports
+        if site.module != "opentelemetry.instrumentation.utils"
+    )
 
 
 def _other_instrumentation(index) -> bool:

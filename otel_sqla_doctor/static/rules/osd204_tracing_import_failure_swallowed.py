@@ -152,7 +152,9 @@ class TracingImportFailureSwallowed(Rule):
       declares (a required dependency is installed; a declared optional extra left out was left
       out on purpose), the project's own modules, and submodules of an instrumentation the same
       file imports unguarded (a best-effort patch). A guard that catches `Exception` also hides
-      a failing set-up and stays reported.
+      a failing set-up and stays reported. Nor is a file that probes several instrumentations
+      (`HAS_X = True` / `except ImportError: HAS_X = False`): it instruments whatever the service
+      installed, by design.
     - A fallback that logs at `info`/`debug` level counts as silent; one that logs at
       `warning` or above, prints, warns or raises does not. Test modules get no warnings.
 
@@ -184,7 +186,20 @@ class TracingImportFailureSwallowed(Rule):
         for facts in index.modules:
             # An instrumentation imported unguarded in the same file: a later guarded import of
             # its submodules is a best-effort extra (logfire patches a helper that way).
-            unguarded = {_distribution(s.module) for s in facts.imports if not s.guarded_by and s.module.startswith("opentelemetry.")}
+            # (An import whose handler raises is as required as an unguarded one.)
+            unguarded = {
+                _distribution(s.module) for s in facts.imports
+                if s.module.startswith("opentelemetry.") and (not s.guarded_by or not s.fallback_disables)
+            }
+            # `try: import X; HAS_X = True / except ImportError: HAS_X = False` for several
+            # instrumentations: the code instruments whatever is installed (a shared library, like
+            # opentelemetry-bootstrap), by design.
+            probed = {
+                _distribution(s.module) for s in facts.imports
+                if s.module.startswith("opentelemetry.instrumentation.") and s.fallback_disables
+                and set(s.guarded_by) & _CATCHERS and set(s.guarded_by) & _CATCHERS <= {"ImportError", "ModuleNotFoundError"}
+            }
+            probing = len(probed) >= 2
             previous = warned = None  # one warning per `try` block: consecutive imports under the same guard
             for site in facts.imports:
                 group = (site.scope, site.guarded_by, site.fallback_disables, site.in_handler)
@@ -232,6 +247,8 @@ class TracingImportFailureSwallowed(Rule):
                 if distribution in unguarded:
                     continue
                 only_import_errors = set(site.guarded_by) & _CATCHERS <= {"ImportError", "ModuleNotFoundError"}
+                if only_import_errors and probing and distribution in probed:
+                    continue
                 if only_import_errors and declared & _DISTRIBUTIONS_PROVIDING.get(distribution, {distribution}):
                     # Declared by the project: a required dependency is there, and an optional
                     # extra that is not installed was left out on purpose. (A handler that catches
@@ -249,6 +266,28 @@ class TracingImportFailureSwallowed(Rule):
 
 
 TracingImportFailureSwallowed.VALID = [
+    Valid(
+        """
+        try:
+            from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+            HAS_ASYNCPG = True
+        except ImportError:
+            HAS_ASYNCPG = False
+
+        try:
+            from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+            HAS_BOTOCORE = True
+        except ImportError:
+            HAS_BOTOCORE = False
+
+        def setup_tracing():
+            if HAS_ASYNCPG:
+                AsyncPGInstrumentor().instrument()
+            if HAS_BOTOCORE:
+                BotocoreInstrumentor().instrument()
+        """,
+        note="instrumenting whatever is installed (a shared library of several services), by design",
+    ),
     Valid(
         {
             "pyproject.toml": """
