@@ -119,3 +119,23 @@ def test_cookiecutter_template_trees_are_not_scanned_as_python(tmp_path):
     report = json.loads(proc.stdout)
     assert report["errors"] == [] and proc.returncode == 0
     assert "(1 file scanned)" in run_doctor(["scan", ".", "--no-cache"], cwd=tmp_path).stdout
+
+
+def test_a_command_line_tool_inside_the_package_is_a_script(tmp_path):
+    # Azure's rag-postgres sample: a one-off argparse tool inside the service package, run by a
+    # provisioning hook. Its f-string SQL is not the service's.
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    package = tmp_path / "app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    tool = (
+        "import argparse\nimport asyncio\nfrom sqlalchemy import text\n\n"
+        "async def main(conn):\n"
+        "    parser = argparse.ArgumentParser()\n    parser.add_argument('--identity')\n    args = parser.parse_args()\n"
+        "    await conn.execute(text(f\"SELECT create_principal('{args.identity}')\"))\n\n"
+        "if __name__ == '__main__':\n    asyncio.run(main(None))\n"
+    )
+    (package / "setup_role.py").write_text(tool)
+    (package / "queries.py").write_text(tool.replace("if __name__ == '__main__':\n    asyncio.run(main(None))\n", ""))
+    report = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD301"], cwd=tmp_path).stdout)
+    assert [(f["path"], f["code"]) for f in report["findings"]] == [("app/queries.py", "OSD301")]

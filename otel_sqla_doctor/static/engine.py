@@ -535,10 +535,16 @@ class Scanner:
                     findings.append(finding)
                 else:
                     findings[same] = dataclasses.replace(finding, fix=findings[same].fix)
+        def role(relative: str):
+            found = paths.role_of(relative)
+            if found is paths.PathRole.SERVICE and relative in index.script_paths and not paths.configured_for(relative):
+                return paths.PathRole.SCRIPT
+            return found
+
         kept = [
             f for f in findings
             if f.code not in self.config.ignored_for(self._relative_of_display(f.path))
-            and (not f.path.endswith(".py") or paths.role_of(self._relative_of_display(f.path)) in rules[f.code].REPORTS_IN)
+            and (not f.path.endswith(".py") or role(self._relative_of_display(f.path)) in rules[f.code].REPORTS_IN)
         ]
         return kept, problems
 

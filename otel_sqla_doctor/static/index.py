@@ -272,11 +272,33 @@ class ProjectIndex:
         # nothing of the application's, so they are entries only in a project of nothing else.
         from otel_sqla_doctor.static.patterns import is_test_path
 
-        non_test = [m for m in entries if not is_test_path(m.path) and not _imports_pytest(m)]
+        from otel_sqla_doctor.static.paths import PathRole, role_of
+
+        # Alembic's env.py runs under the `alembic` command, once per migration: not a start of
+        # the service whose tracing order matters.
+        non_test = [
+            m for m in entries
+            if not is_test_path(m.path) and not _imports_pytest(m) and role_of(m.path) is not PathRole.MIGRATION
+        ]
         # A module deep in a package that nothing imports, runs as a script or names as a server
         # app is dead code (or loaded by a framework we cannot see), not a start of its own.
         started = [m for m in non_test if self._looks_started(m)]
         return started or non_test or entries or list(self.modules)
+
+    @cached_property
+    def script_paths(self) -> frozenset:
+        """Modules that run as command-line tools (`if __name__ == "__main__"` with argparse, click
+        or typer) and build no server app: one-off scripts, wherever they sit in the tree."""
+        found = set()
+        for facts in self.modules:
+            if not facts.has_main_guard:
+                continue
+            if not any(site.module.split(".", 1)[0] in ("argparse", "click", "typer") for site in facts.imports):
+                continue
+            if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
+                continue
+            found.add(facts.path)
+        return frozenset(found)
 
     def _looks_started(self, facts: ModuleFacts) -> bool:
         if "." not in facts.module or facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:

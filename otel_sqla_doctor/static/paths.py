@@ -3,7 +3,9 @@ or a database migration. One classifier, used by every rule that weighs harm by 
 
 A finding whose harm needs production traffic (span cardinality, a blocked event loop under load,
 statement-cache churn, an engine nobody traces) means little in a test body, a README example or
-a migration that runs once; each rule's docs say which roles it reports. Projects that lay
+a migration that runs once; each rule's docs say which roles it reports. A module that runs as
+a command-line tool (`if __name__ == "__main__":` with argparse, click or typer, and no server
+app) is a script wherever it sits (the scanner decides that from the index). Projects that lay
 themselves out differently say so in `[tool.otel-sqla-doctor] path-roles`
 (`{ "ops/**" = "script" }`); those globs are tried before the defaults below.
 """
@@ -65,6 +67,15 @@ def role_of(path: str) -> PathRole:
         if directory in _SCRIPT_DIRS:
             return PathRole.SCRIPT
     return PathRole.SERVICE
+
+
+def configured_for(path: str) -> bool:
+    """The project's own `path-roles` globs say what this file is."""
+    if not _configured:
+        return False
+    from otel_sqla_doctor.static.discovery import matches_any
+
+    return any(matches_any(path.replace("\\", "/"), [glob]) for glob, _ in _configured)
 
 
 def is_test(path: str) -> bool:
