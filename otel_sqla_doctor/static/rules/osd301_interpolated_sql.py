@@ -112,6 +112,13 @@ class _FunctionNotes:
     guarded: dict[str, list] = field(default_factory=dict)  # name -> collections it was checked against
 
 
+@dataclass(frozen=True)
+class _Items:
+    """The items of each element of an iterable (the names of a tuple target take them)."""
+
+    iterable: cst.BaseExpression
+
+
 def _notes(function: cst.FunctionDef) -> _FunctionNotes:
     notes = _FunctionNotes()
     for node in _walk(function):
@@ -119,6 +126,11 @@ def _notes(function: cst.FunctionDef) -> _FunctionNotes:
             notes.augmented.setdefault(node.target.value, []).append(node.value)
         elif isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.target, cst.Name):
             notes.loops.setdefault(node.target.value, []).append(node.iter)
+        elif isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.target, (cst.Tuple, cst.List)):
+            # `for source, key in PAIRS`: each name takes items of PAIRS' elements.
+            for element in node.target.elements:
+                if isinstance(element.value, cst.Name):
+                    notes.loops.setdefault(element.value.value, []).append(_Items(node.iter))
         elif isinstance(node, cst.If):
             _guard(notes, node.test, node.body, negative_exits=True)
         elif isinstance(node, cst.Assert):
@@ -489,6 +501,8 @@ class _Analyzer:
             return isinstance(root, cst.Name) and self.env.binding(root.value) is None
         if isinstance(expr, cst.Subscript):
             return self.is_literal_collection(expr.value, depth + 1)
+        if isinstance(expr, (cst.Tuple, cst.List, cst.Set, cst.Dict)):
+            return self.is_literal_collection(expr, depth + 1)
         if isinstance(expr, cst.IfExp):
             return self.is_constant(expr.body, depth + 1) and self.is_constant(expr.orelse, depth + 1)
         if isinstance(expr, (cst.BinaryOperation, cst.BooleanOperation)):
@@ -518,11 +532,16 @@ class _Analyzer:
             elif kind in ("import", "func", "class"):
                 continue
             elif kind == "unknown":
-                if not loops or not all(self.is_literal_collection(i, depth + 1) or _is_range(i) for i in loops):
+                if not loops or not all(self._constant_loop(i, depth + 1) for i in loops):
                     return False
             else:
                 return False
         return bool(bindings)
+
+    def _constant_loop(self, iterable, depth: int) -> bool:
+        if isinstance(iterable, _Items):
+            return self.is_literal_collection(iterable.iterable, depth)  # its elements hold constants only
+        return self.is_literal_collection(iterable, depth) or _is_range(iterable)
 
     def _constant_call(self, expr: cst.Call, depth: int) -> bool:
         func = expr.func
@@ -583,6 +602,12 @@ class _Analyzer:
             hit = self.env.binding(expr.value)
             if hit is None:
                 return True  # ALLOWED_COLUMNS, an imported allow-list, or a Literal alias
+            if all(kind == "unknown" for kind, _ in hit[1]):
+                # `for role in DEFAULT_ROLES`: each element of a literal collection of collections.
+                loops = self.notes(hit[0]).loops.get(expr.value, [])
+                return bool(loops) and all(
+                    not isinstance(i, _Items) and self.is_literal_collection(i, depth + 1) for i in loops
+                )
             values = [p for k, p in hit[1] if k == "value"]
             return bool(values) and len(values) == len(hit[1]) and all(self.is_literal_collection(v, depth + 1) for v in values)
         if isinstance(expr, cst.Attribute):
@@ -1234,6 +1259,24 @@ class InterpolatedSql(Rule):
                 await conn.execute(text(convert("deploy_interval")))
             """,
             note="a helper whose parameters are filled with constants at this call",
+        ),
+        Valid(
+            """
+            import sqlalchemy as sa
+
+            DEFAULT_ROLES = [{"name": "owner", "permissions": ["read", "write"]}]
+
+            def backfill(connection):
+                for role in DEFAULT_ROLES:
+                    perms = "ARRAY[" + ",".join(f"'{p}'" for p in role["permissions"]) + "]::TEXT[]"
+                    connection.execute(sa.text(f"INSERT INTO roles (name, perms) VALUES (:name, {perms})"), role)
+
+            def fix_tags(bind):
+                KNOWN: list[tuple[str, str]] = [("JIRA", "labels"), ("GURU", "tags")]
+                for source, key in KNOWN:
+                    bind.execute(sa.text(f"UPDATE tag SET is_list = true WHERE tag_key = '{key}' AND source = '{source}'"))
+            """,
+            note="loops over literal collections written in the code (migrations do this)",
         ),
     ]
     INVALID = [
