@@ -83,7 +83,7 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
 
     from otel_sqla_doctor.static.context import FileContext
     from otel_sqla_doctor.static.facts import ModuleFacts
-    from otel_sqla_doctor.static.indexer import Indexer
+    from otel_sqla_doctor.static.indexer import MENTION_WORDS, Indexer
     from otel_sqla_doctor.static.walker import Walker
 
     paths.configure(options.get(PATH_ROLES_KEY))
@@ -104,6 +104,7 @@ def analyze_source(data: bytes, relative: str, module_name: str, is_package: boo
         return {"error": f"internal error in the LibCST parser: {type(exc).__name__}: {_one_line(exc)} (please report this)"}
 
     facts = ModuleFacts(path=relative, module=module_name, is_package=is_package)
+    facts.mentions = tuple(word for word in MENTION_WORDS if word.encode() in data)
     ctx = FileContext(module, module_name, relative, is_package)
     ctx.options = options
     indexer = Indexer(ctx, facts)

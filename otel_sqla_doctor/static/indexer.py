@@ -265,6 +265,11 @@ def _imports_in(block: cst.CSTNode):
             yield from _imports_in(stmt.body)
 
 
+# Words worth knowing a module contains, though no summary carries them (ModuleFacts.mentions):
+# `statement_cache_size` set for pgbouncer turns asyncpg's statement cache off (OSD303).
+MENTION_WORDS = ("statement_cache_size",)
+
+
 def _run_once_test(test: cst.BaseExpression, scope) -> bool:
     """`if _engine is None:` / `if not _provider:` on a `global` name, or on a class attribute
     (`cls._instance`): lazy initialisation, so the body runs once per process."""

@@ -128,6 +128,20 @@ class CommenterDefeatsStatementCache(Rule):
         ),
         Valid(
             """
+            import os
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            engine_args = {"pool_pre_ping": True}
+            if os.environ.get("POOLING", "1") == "1":
+                engine_args["connect_args"] = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+            engine = create_async_engine(os.environ["DATABASE_URL"], **engine_args)
+            SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=True)
+            """,
+            note="connect_args built up in the engine's module: the cache is off there too",
+        ),
+        Valid(
+            """
             from sqlalchemy.ext.asyncio import create_async_engine
             from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
@@ -286,8 +300,12 @@ def _statement_cache_off(index, call) -> bool:
 
 def _asyncpg_evidence(index, site, async_engines) -> Optional[str]:
     targets = [v for v in (kwarg(site.summary, "engine"), kwarg(site.summary, "engines")) if v is not None]
-    if async_engines and all(_statement_cache_off(index, call.summary) for _, call in async_engines):
-        return None  # every async engine of the project turns the cache off
+    if async_engines and all(
+        _statement_cache_off(index, call.summary) or "statement_cache_size" in facts.mentions for facts, call in async_engines
+    ):
+        # Every async engine of the project turns the cache off (in its arguments, or in the
+        # connect_args its module builds up for pgbouncer).
+        return None
     if targets:
         creations: list = []
         for target in targets:
