@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="list these findings or labels under the table")
     parser.add_argument("--stubs", action="store_true", help="write label stubs for unlabelled findings to bench/.cache/realworld/stubs/")
     parser.add_argument("--json", type=Path, help="also write the per-finding results here")
+    parser.add_argument("--write-readme", action="store_true", help="put the table under '## Results' in bench/realworld/README.md")
     args = parser.parse_args(argv)
 
     repos = load_repos()
@@ -333,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 stub_path.unlink(missing_ok=True)
 
-    print(table(results))
+    rendered = table(results)
+    print(rendered)
+    if args.write_readme:
+        _write_readme(rendered, results)
     show = set(args.show)
     for result in results:
         for finding, verdict in result.verdicts:
@@ -355,6 +359,24 @@ def main(argv: list[str] | None = None) -> int:
             for r in results
         ], indent=2), encoding="utf-8")
     return 1 if any(r.crashed for r in results) else 0
+
+
+def _write_readme(rendered: str, results: list[RepoResult]) -> None:
+    readme = HERE / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    head = text.split("## Results", 1)[0]
+    crashes = [f"- {r.repo.name}: {r.crashed}" for r in results if r.crashed]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    body = [
+        "## Results",
+        "",
+        f"`python -m bench.realworld` on {len(results)} repositories, the doctor at commit {commit}:",
+        "",
+        rendered,
+        "",
+        *(["Crashes:", *crashes, ""] if crashes else []),
+    ]
+    readme.write_text(head + "\n".join(body) + "\n", encoding="utf-8")
 
 
 def _default_doctor() -> list[str]:
