@@ -85,6 +85,11 @@ class FunctionFacts:
     decorators: tuple = ()  # summaries of decorators
     calls: tuple = ()  # (order, canonical qualified name) of every call of a global, in order
     depends: tuple = ()  # summaries of the callees of its `Depends(...)` parameters (FastAPI runs them per request)
+    params: tuple = ()  # parameter names, in order
+    # Parameters it calls database methods on (`db.query(...)`, `session.commit()`): handed a sync
+    # Session, it blocks. And (param, callee, position or keyword) for parameters it passes on.
+    db_params: tuple = ()
+    param_calls: tuple = ()
 
 
 # A guard token (in CallSite.guards): the body runs once per process, whatever calls it

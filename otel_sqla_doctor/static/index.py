@@ -300,6 +300,28 @@ class ProjectIndex:
             found.add(facts.path)
         return frozenset(found)
 
+    def uses_argument_for_database(self, qualname: str, where, depth: int = 0) -> bool:
+        """Whether calling `qualname` with a Session at `where` (a position or a keyword) runs
+        database methods on it, there or in the helpers it hands it to (three calls deep)."""
+        hit = self.function(qualname)
+        if hit is None or depth > 3:
+            return False
+        function = hit[1]
+        if isinstance(where, int):
+            params = [p for p in function.params if p not in ("self", "cls")] if "." in qualname and function.params[:1] in (("self",), ("cls",)) else list(function.params)
+            name = params[where] if where < len(params) else None
+        else:
+            name = where if where in function.params else None
+        if name is None:
+            return False
+        if name in function.db_params:
+            return True
+        return any(
+            self.uses_argument_for_database(callee, passed_as, depth + 1)
+            for param, callee, passed_as in function.param_calls
+            if param == name
+        )
+
     def _looks_started(self, facts: ModuleFacts) -> bool:
         if "." not in facts.module or facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:
             return True

@@ -128,6 +128,7 @@ class Indexer:
             if bound and bound[0] == "depends" and bound[1] is not None:
                 depends.append(bound[1])
         facts.depends = tuple(depends)
+        facts.params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params))
         self.facts.functions[facts.qualname] = facts
         self._function_stack.append(facts)
         self._function_calls.append([])
@@ -188,7 +189,31 @@ class Indexer:
         self._record_import(node, module, names)
 
     # -- calls --------------------------------------------------------------------------------
+    def _record_param_use(self, node: cst.Call) -> None:
+        """Database methods called on a parameter, and parameters passed on to other functions."""
+        function = self._function_stack[-1]
+        func = node.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in function.params:
+            if func.attr.value in DB_PARAM_METHODS and func.value.value not in function.db_params:
+                function.db_params += (func.value.value,)
+            return
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            return
+        passed = [
+            (arg.value.value, arg.keyword.value if arg.keyword is not None else position)
+            for position, arg in enumerate(node.args)
+            if isinstance(arg.value, cst.Name) and arg.value.value in function.params and not arg.star
+        ]
+        if not passed:
+            return
+        callee = self.ctx.summarize(func)
+        if callee and callee[0] == "ref":
+            for name, where in passed:
+                function.param_calls += ((name, canonical(callee[1]), where),)
+
     def visit_Call(self, node: cst.Call) -> None:
+        if self._function_stack:
+            self._record_param_use(node)
         callee_summary = self.ctx.summarize(node.func)
         if callee_summary is None or callee_summary == UNKNOWN:
             return
@@ -264,6 +289,12 @@ def _imports_in(block: cst.CSTNode):
         elif isinstance(stmt, (cst.If, cst.Try, cst.With)):
             yield from _imports_in(stmt.body)
 
+
+# Methods of a sync Session/Connection that talk to the database (OSD401 follows them into helpers).
+DB_PARAM_METHODS = frozenset({
+    "execute", "exec", "scalar", "scalars", "query", "get", "get_one", "commit", "flush", "refresh", "merge",
+    "rollback", "bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings", "exec_driver_sql",
+})
 
 # Words worth knowing a module contains, though no summary carries them (ModuleFacts.mentions):
 # `statement_cache_size` set for pgbouncer turns asyncpg's statement cache off (OSD303).

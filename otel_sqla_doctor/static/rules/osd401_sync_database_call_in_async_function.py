@@ -8,7 +8,7 @@ from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import dotted_name
 from otel_sqla_doctor.static.known import ANNOTATION_KINDS, canonical
-from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, kind_in
+from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, check, kind_in
 from otel_sqla_doctor.static.summary import Summary
 
 # Calls that run what they are given off the event loop (a worker thread, or SQLAlchemy's greenlet).
@@ -43,6 +43,15 @@ _NEVER_DATABASE_ROOTS = frozenset(
 
 def _blocking_kinds(method: str) -> tuple[str, ...]:
     return tuple(kind for kind, methods in BLOCKING_METHODS.items() if method in methods)
+
+
+_THIS = "otel_sqla_doctor.static.rules.osd401_sync_database_call_in_async_function"
+
+
+def helper_queries_through(index, summary, where) -> bool:
+    """Requirement: the project function called runs database methods on the argument at `where`."""
+    qualname = index.qualname_of(summary) if summary and summary[0] != "ref" else canonical(summary[1]) if summary else None
+    return bool(qualname) and index.uses_argument_for_database(qualname, where)
 
 
 _STARTUP_EVENTS = ("startup", "shutdown")
@@ -117,9 +126,10 @@ class SyncDatabaseCallInAsyncFunction(Rule):
     or declare the route with `def`, so that FastAPI runs it in its threadpool.
 
     ## Known problems
-    A sync helper (a `def`) that runs queries and is called from `async def` is not followed, nor
-    is a sync engine passed as an argument (`metadata.create_all(engine)`, `pandas.read_sql(q,
-    engine)`), nor a session kept on `self`. Methods that do no I/O by themselves (`add`,
+    A sync Session handed to a helper of the project (`get_user(email, db)`) is followed through
+    the helpers it is passed on to, three calls deep; a helper that opens its own session, a sync
+    engine passed to a library (`metadata.create_all(engine)`, `pandas.read_sql(q, engine)`) and a
+    session kept on `self` are not. Methods that do no I/O by themselves (`add`,
     `delete`, `expunge`) are not reported: the `commit()` or `flush()` that follows is.
     A call that is awaited (`await session.execute(q)`) is never reported, even on a parameter
     annotated `Session`: a sync Session's result cannot be awaited (TypeError), so the object
@@ -211,8 +221,10 @@ class SyncDatabaseCallInAsyncFunction(Rule):
                 return
             if method not in ("connect", "begin"):
                 return
-        elif not self._may_open(func):
-            return
+        else:
+            self._passes_session_to_helper(node)
+            if not self._may_open(func):
+                return
         self.report(
             node,
             message=(
@@ -221,6 +233,32 @@ class SyncDatabaseCallInAsyncFunction(Rule):
             ),
             requires=(kind_in(self.ctx.summarize(node), *OPENED_KINDS),),
         )
+
+    def _passes_session_to_helper(self, node: cst.Call) -> bool:
+        """`get_user_by_email(email, db_session)` in `async def`, where the helper (a plain `def`
+        of the project) queries through the sync Session it is given: the loop blocks there."""
+        callee = self.ctx.summarize(node.func)
+        if not callee or callee[0] != "ref" or canonical(callee[1]).split(".", 1)[0] in _NEVER_DATABASE_ROOTS:
+            return False
+        reported = False
+        for position, arg in enumerate(node.args):
+            if arg.star or not isinstance(arg.value, cst.Name) or self._opened_here(arg.value):
+                continue
+            where = arg.keyword.value if arg.keyword is not None else position
+            self.report(
+                node,
+                message=(
+                    f"`{self.ctx.module_node.code_for_node(node.func)}()` runs queries through the synchronous "
+                    f"Session `{arg.value.value}` inside `async def`: it blocks the event loop (every other request "
+                    "waits) while the spans look normal"
+                ),
+                requires=(
+                    kind_in(self._receiver_summary(arg.value), *BLOCKING_METHODS),
+                    check(callee, f"{_THIS}:helper_queries_through", where),
+                ),
+            )
+            reported = True  # one candidate per argument: the index keeps those that are sync Sessions
+        return reported
 
     def _may_open(self, func: cst.BaseExpression) -> bool:
         summary = self.ctx.summarize(func)
@@ -399,6 +437,47 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         ),
     ]
     INVALID = [
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/crud.py": """
+                    from sqlalchemy.orm import Session
+
+                    def get_user_by_email(email: str, db_session: Session):
+                        return db_session.query(object).filter_by(email=email).first()
+
+                    def by_email_twice(db: Session, email: str):
+                        return get_user_by_email(email, db)
+
+                    def normalise(db: Session, email: str) -> str:
+                        return email.lower()
+                """,
+                "app/api.py": """
+                    import asyncio
+                    from fastapi import APIRouter, Depends
+                    from sqlalchemy import create_engine
+                    from sqlalchemy.orm import Session, sessionmaker
+
+                    from app.crud import by_email_twice, get_user_by_email, normalise
+
+                    SessionLocal = sessionmaker(create_engine("postgresql+psycopg2://app@db/app"))
+                    router = APIRouter()
+
+                    def get_session():
+                        with SessionLocal() as session:
+                            yield session
+
+                    @router.post("/reset")
+                    async def reset(email: str, db_session: Session = Depends(get_session)):
+                        user = get_user_by_email(email, db_session)  # ERROR
+                        again = by_email_twice(db_session, email)  # ERROR
+                        clean = normalise(db_session, email)
+                        offloaded = await asyncio.to_thread(get_user_by_email, email, db_session)
+                        return user
+                """,
+            },
+            note="a sync Session handed to helpers that query with it, one or two calls deep",
+        ),
         Invalid(
             """
             from fastapi import APIRouter, Depends
