@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stubs", action="store_true", help="write label stubs for unlabelled findings to bench/.cache/realworld/stubs/")
     parser.add_argument("--json", type=Path, help="also write the per-finding results here")
     parser.add_argument("--write-readme", action="store_true", help="put the table under '## Results' in bench/realworld/README.md")
+    parser.add_argument("--rematch", type=Path, help="match the labels again against the findings of an earlier --json run (no scan)")
     args = parser.parse_args(argv)
 
     repos = load_repos()
@@ -313,7 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     doctor = args.doctor.split() if args.doctor else _default_doctor()
 
     results: list[RepoResult] = []
+    earlier = {r["repo"]: r for r in json.loads(args.rematch.read_text())} if args.rematch else None
     for repo in repos:
+        if earlier is not None:
+            if repo.name not in earlier:
+                continue
+            record = earlier[repo.name]
+            result = RepoResult(repo, seconds=record["seconds"], crashed=record["crashed"], errors=record["errors"])
+            result.findings = [{k: v for k, v in f.items() if k != "verdict"} for f in record["findings"]]
+            match(result, load_labels(repo))
+            results.append(result)
+            continue
         try:
             tree = export(repo, args.mirrors)
         except (FileNotFoundError, RuntimeError) as exc:
