@@ -128,3 +128,29 @@ def test_files_of_two_projects_given_at_once_are_each_scanned_with_their_project
         (tmp_path / service / "pyproject.toml").unlink()
     proc = run_doctor(["scan", "svc_a/app/telemetry.py", "svc_b/app/telemetry.py", "-f", "json", "--no-cache", "--select", "OSD101"], cwd=tmp_path)
     assert _findings(json.loads(proc.stdout)) == {("svc_a/app/telemetry.py", "OSD101"), ("svc_b/app/telemetry.py", "OSD101")}
+
+
+def test_a_module_is_judged_with_its_own_projects_dependency_files(tmp_path):
+    # gringotts-vault-api: the service pins instrumentation-asyncpg 0.33b0 (which does not trace
+    # SQLAlchemy's prepared statements, so nothing is duplicated); the repository's root scripts
+    # import the service's modules, but the root has no such pin.
+    _write(tmp_path, {
+        "pyproject.toml": "[tool.otel-sqla-doctor]\nroot = true\n",
+        "seed.py": "from svc.main import app\n",
+        "svc/requirements.txt": "sqlalchemy[asyncio]==1.4.35\nopentelemetry-instrumentation-asyncpg==0.33b0\nopentelemetry-instrumentation-sqlalchemy==0.33b0\n",
+        "svc/__init__.py": "",
+        "svc/main.py": """\
+            from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+            from sqlalchemy.ext.asyncio import create_async_engine
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+            SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+            AsyncPGInstrumentor().instrument()
+            app = object()
+        """,
+    })
+    report = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD105"], cwd=tmp_path).stdout)
+    assert report["findings"] == []
+    (tmp_path / "svc" / "requirements.txt").write_text("sqlalchemy[asyncio]==2.0.44\nopentelemetry-instrumentation-asyncpg==0.66b1\n")
+    report = json.loads(run_doctor(["scan", ".", "-f", "json", "--no-cache", "--select", "OSD105"], cwd=tmp_path).stdout)
+    assert _findings(report) == {("svc/main.py", "OSD105")}

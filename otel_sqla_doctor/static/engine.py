@@ -422,7 +422,8 @@ class Scanner:
             index.async_paths = tuple(r for r, _, d in pending if b"async def" in d and part.owns(r))
             index.library_paths = frozenset(part.library)  # a shared library's modules start nothing here
             found, problems = self._decide(index, part.candidates, project_rules=part.mentions_tracing())
-            findings += found
+            # A shared library's module is judged in its own project, with its own dependencies.
+            findings += [f for f in found if part.owns(self._relative_of_display(f.path))]
             file_errors += problems
         findings = list(dict.fromkeys(findings))  # a shared library's finding, seen from two services
         if self.use_cache and not any(o.get("transient") for o in outcomes.values()):
