@@ -283,7 +283,12 @@ class ProjectIndex:
         # A module deep in a package that nothing imports, runs as a script or names as a server
         # app is dead code (or loaded by a framework we cannot see), not a start of its own.
         started = [m for m in non_test if self._looks_started(m)]
-        return started or non_test or entries or list(self.modules)
+        if started:
+            return started
+        # Nothing looks like a start. When the whole program is indexed, the modules nothing
+        # imports are the starts; when unparsed files import project modules, the real starts
+        # are among those files, and guessing one of the rest names the wrong program.
+        return [] if self.imported_elsewhere else (non_test or entries or list(self.modules))
 
     @cached_property
     def script_paths(self) -> frozenset:
@@ -323,11 +328,17 @@ class ProjectIndex:
         )
 
     def _looks_started(self, facts: ModuleFacts) -> bool:
-        if "." not in facts.module or facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:
+        if facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:
+            return True
+        # A script at the top of the tree (or one folder down); deeper, a module without
+        # `__init__.py` around it is more likely part of a namespace package than a program.
+        if "." not in facts.module and facts.path.count("/") <= 1:
             return True
         if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
             return True
-        needles = (facts.module, facts.path, facts.module.replace(".", "/"))
+        # Named by a launcher file (Dockerfile, Procfile, compose, pyproject scripts): a dotted
+        # module name or a path, never a bare word that any text may contain.
+        needles = [n for n in (facts.module, facts.path, facts.module.replace(".", "/")) if "." in n or "/" in n]
         return any(n in text for text in self.files.texts.values() for n in needles)
 
     def _import_targets(self, site: ImportSite) -> list[ModuleFacts]:
