@@ -413,6 +413,7 @@ class Scanner:
             candidates.extend((relative, c) for c in outcome["candidates"])
         unparsed = [(r, d) for r, _, d in pending if r not in outcomes]
         findings: list[Finding] = []
+        app_references = frozenset(m.decode() for _, _, d in pending if b":" in d for m in _APP_STRING.findall(d))
         for part in _partition(modules, candidates, project_texts, [r for r, _, _ in pending]):
             index = ProjectIndex(
                 part.modules,
@@ -421,6 +422,7 @@ class Scanner:
             )
             index.async_paths = tuple(r for r, _, d in pending if b"async def" in d and part.owns(r))
             index.library_paths = frozenset(part.library)  # a shared library's modules start nothing here
+            index.app_references = app_references
             found, problems = self._decide(index, part.candidates, project_rules=part.mentions_tracing())
             # A shared library's module is judged in its own project, with its own dependencies.
             findings += [f for f in found if part.owns(self._relative_of_display(f.path))]
@@ -669,6 +671,10 @@ def _partition(modules: list, candidates: list, texts: dict, paths: list) -> lis
                 project.library.update(m.path for m in library)
                 frontier += library
     return [p for p in projects.values() if p.candidates or any(p.owns(m.path) for m in p.modules)]
+
+
+# "svc.web.application:get_app" in a call to a server (uvicorn.run, gunicorn's wsgi_app, ...).
+_APP_STRING = re.compile(rb"""["']([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+):[A-Za-z_]\w*(?:\(\))?["']""")
 
 
 def _source_root(facts) -> str:

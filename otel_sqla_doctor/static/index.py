@@ -67,6 +67,8 @@ class ProjectIndex:
         self.async_paths: tuple = ()
         # Modules of another project of the repository that this one imports (a shared library).
         self.library_paths: frozenset = frozenset()
+        # Modules named as `"pkg.module:attr"` in the project's code (uvicorn/gunicorn app strings).
+        self.app_references: frozenset = frozenset()
         self._by_name: dict[str, list[ModuleFacts]] = {}
         for facts in self.modules:
             self._by_name.setdefault(facts.module, []).append(facts)
@@ -335,6 +337,12 @@ class ProjectIndex:
         if "." not in facts.module and facts.path.count("/") <= 1:
             return True
         if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
+            return True
+        # An app factory (`def get_app(): app = FastAPI(...)`), or a module a server is told to
+        # load by name (`uvicorn.run("svc.web.application:get_app")`, anywhere in the project).
+        if any(known.canonical(callee) in _APP_CLASSES for function in facts.functions.values() for _, callee in function.calls):
+            return True
+        if facts.module in self.app_references:
             return True
         # Named by a launcher file (Dockerfile, Procfile, compose, pyproject scripts): a dotted
         # module name or a path, never a bare word that any text may contain.
