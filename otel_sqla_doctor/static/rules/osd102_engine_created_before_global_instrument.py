@@ -467,6 +467,14 @@ class EngineCreatedBeforeGlobalInstrument(Rule):
             for first in order.first_instruments:
                 if not first.is_global:
                     continue
+                if any(
+                    not other.is_global and other.facts is first.facts and exclusive(first.event, other.event)
+                    for other in order.instruments
+                ):
+                    # `try: instrument(engine=...) except: instrument()`, `if engine: ... else:
+                    # instrument()`: the fallback of an explicit instrumentation, for when there is
+                    # no engine to name.
+                    continue
                 missed = order.missed_by(first)
                 if not missed:
                     continue
@@ -492,6 +500,26 @@ class EngineCreatedBeforeGlobalInstrument(Rule):
         return reports
 
     VALID = [
+        Valid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            engine = create_async_engine("postgresql+asyncpg://app@db/app")
+
+            def setup_tracing(engine):
+                if engine is not None:
+                    try:
+                        SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+                    except Exception:
+                        SQLAlchemyInstrumentor().instrument()
+                else:
+                    SQLAlchemyInstrumentor().instrument()
+
+            setup_tracing(engine)
+            """,
+            note="global instrument() only as the fallback of an explicit engine= instrumentation",
+        ),
         Valid(
             {
                 "Dockerfile": 'FROM python:3.12\nCMD ["python", "bot.py"]\n',
