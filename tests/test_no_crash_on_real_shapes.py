@@ -166,3 +166,15 @@ def test_an_expression_too_deep_for_libcst_is_one_file_error_not_a_dead_process(
     (error,) = report["errors"]
     assert error["path"] == "generated/deep.py"
     assert "nests too deeply for Python itself to compile" in error["message"]
+
+
+def test_a_malformed_dependency_table_is_no_internal_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'x'\ndependencies = 5\n[project.optional-dependencies]\nx = 3\n[tool.otel-sqla-doctor]\nroot = true\n"
+    )
+    (tmp_path / "a.py").write_text(
+        "from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor\nSQLAlchemyInstrumentor().instrument()\n"
+    )
+    code, report = _scan(tmp_path)
+    assert not [e for e in report["errors"] if "internal error" in e["message"]], report["errors"]
+    assert ("a.py", "OSD202") in _codes(report)

@@ -162,8 +162,11 @@ def _opentelemetry_is_an_optional_extra(index) -> bool:
             project = tomllib.loads(text).get("project") or {}
         except (tomllib.TOMLDecodeError, ValueError):
             continue
-        required = " ".join(str(d) for d in project.get("dependencies") or [])
-        extras = " ".join(str(d) for group in (project.get("optional-dependencies") or {}).values() for d in group or [])
+        dependencies, optional = project.get("dependencies"), project.get("optional-dependencies")
+        if not isinstance(dependencies, (list, type(None))) or not isinstance(optional, (dict, type(None))):
+            continue  # a malformed table is someone else's problem (pip says so); never a crash here
+        required = " ".join(str(d) for d in dependencies or [])
+        extras = " ".join(str(d) for group in (optional or {}).values() if isinstance(group, list) for d in group)
         if "opentelemetry" in extras and "opentelemetry" not in required and (project.get("scripts") or {}) == {}:
             return True
     return False
