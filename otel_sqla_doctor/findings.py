@@ -92,6 +92,8 @@ class ScanResult:
     # (path, Suppression) pairs that silenced nothing; shown with --report-unused-ignores.
     unused_suppressions: list = field(default_factory=list)
     show_unused_suppressions: bool = False
+    # display path -> content digest of the exact bytes the scan read (--fix edits only those).
+    digests: dict = field(default_factory=dict)
 
     def to_dict(self, version: str) -> dict:
         return {

@@ -21,9 +21,10 @@ MASK = "***"
 SHORT_SECRET = 4
 
 # scheme://user:password@host... : the password runs to the LAST "@" of the authority, because
-# users paste unencoded "@" into passwords and SQLAlchemy then splits the URL differently.
+# users paste unencoded "@" into passwords and SQLAlchemy then splits the URL differently. One
+# slash is enough: a URL given where a path was expected comes back as `scheme:/user:pw@host`.
 _URL_PASSWORD = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)(?P<password>[^\s]*)(?P<at>@)(?=[^@\s]*(?:\s|$))"
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*:/{1,2}[^:/?#@\s]*:)(?P<password>[^\s]*)(?P<at>@)(?=[^@\s]*(?:\s|$))"
 )
 # Credentials carried as query parameters (`?password=...`), which some drivers accept.
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token)=)(?P<value>[^&;\s]*)", re.IGNORECASE)
@@ -41,10 +42,11 @@ def url_passwords(text: str) -> list[str]:
     for match in _URL_PASSWORD.finditer(text):
         raw = match["password"]
         found += [raw, unquote(raw)]
-        # SQLAlchemy stops the password at the first "@"; scrub its reading as well.
+        # SQLAlchemy stops the password at the first "@" and reads the rest as the host: scrub
+        # every piece, so "unknown host 'Tail@db'" cannot show the tail either.
         if "@" in raw:
-            first = raw.split("@", 1)[0]
-            found += [first, unquote(first)]
+            for piece in raw.split("@"):
+                found += [piece, unquote(piece)]
     for match in _QUERY_SECRET.finditer(text):
         found += [match["value"], unquote(match["value"])]
     return [secret for secret in found if secret]

@@ -30,8 +30,10 @@ def test_select_by_prefix_and_name_and_ignore(tmp_path):
 def test_cli_flags_win_over_the_file(tmp_path):
     project = copy_fixture("broken_wiring", tmp_path)
     _configure(project, '[tool.otel-sqla-doctor]\nroot = true\nignore = ["OSD101"]\n')
-    assert _codes(project, "--select", "OSD101") == []  # ignore from the file still applies
-    _configure(project, '[tool.otel-sqla-doctor]\nroot = true\nselect = ["OSD101"]\n')
+    # The file's ignore still applies: nothing is left to check, which is said, not passed green.
+    emptied = run_doctor(["scan", ".", "--select", "OSD101"], cwd=project)
+    assert emptied.returncode == 2 and "no rule is selected" in emptied.stderr
+    _configure(project, '[tool.otel-sqla-doctor]\nroot = true\nselect = ["OSD101", "OSD102"]\n')
     assert _codes(project, "--ignore", "OSD101") == []
     assert _codes(project, "--select", "async-engine-passed-to-instrumentor") == [("app/telemetry.py", "OSD101", "error")]
 

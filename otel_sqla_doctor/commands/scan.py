@@ -47,10 +47,19 @@ def scan_command(
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
         from otel_sqla_doctor.errors import UsageError
+        from otel_sqla_doctor.redact import mask_url  # a DSN pasted here by mistake stays masked
 
-        raise UsageError(f"no such file or directory: {missing[0]}")
+        raise UsageError(f"no such file or directory: {mask_url(missing[0])}")
+    if output is not None:  # before the scan: a bad -o is a usage error, not a lost scan
+        from otel_sqla_doctor.report.atomic import check_output
+
+        check_output(output, inputs=[p for p in targets if p.is_file()])
     flags = dict(config_file=config_file, select=select, extend_select=extend_select, ignore=ignore)
     config = api.load_config(targets, **flags)
+    if not config.enabled_codes():
+        from otel_sqla_doctor.errors import UsageError
+
+        raise UsageError("no rule is selected (see --select, --ignore and `select`/`ignore` in pyproject.toml): nothing would be checked")
     plan = _plan(api, targets, config, flags)
 
     def run_scans():
@@ -65,9 +74,10 @@ def scan_command(
     result.show_unused_suppressions = report_unused_ignores
 
     if fix or diff:
-        from otel_sqla_doctor.static.fixes import plan_fixes, unified_diff, write_fixes
+        from otel_sqla_doctor.static.fixes import plan_fixes, take_changed, unified_diff, write_fixes
 
-        outcome = plan_fixes(result.findings, Path.cwd(), unsafe=unsafe_fixes)
+        outcome = plan_fixes(result.findings, Path.cwd(), unsafe=unsafe_fixes, digests=result.digests)
+        outcome.problems[:0] = take_changed(result)
         if diff:
             result.diff = unified_diff(outcome)
         else:
@@ -86,16 +96,23 @@ def scan_command(
     if output is not None:
         from otel_sqla_doctor.report.atomic import write_report
 
-        write_report(output, rendered)
+        # Never over a scanned source file (`doctor scan . -o app.py`) or the configuration read.
+        write_report(output, rendered, inputs=[*map(Path, result.digests), *map(Path, config.sources)])
     else:
         sys.stdout.write(rendered)
     if verbose:
         sources = ", ".join(config.sources) or "none"
         typer.echo(f"doctor: configuration: {sources}; root {config.root}; {time.perf_counter() - started:.2f}s", err=True)
 
+    if (fix or diff) and outcome.problems:
+        raise typer.Exit(1)  # a file --fix was asked to change and did not: never a success
     if diff:
         raise typer.Exit(1 if result.diff and not exit_zero else 0)
     unused = report_unused_ignores and bool(result.unused_suppressions)
+    if result.files_scanned == 0 and not result.errors:
+        # A scan that read nothing (everything excluded, no Python files) is no success.
+        typer.echo("doctor: no Python files were scanned (check the paths, `exclude` and `extend-exclude`)", err=True)
+        raise typer.Exit(0 if exit_zero else 1)
     # Files that could not be read or parsed are problems too: never a silent green.
     raise typer.Exit(1 if (result.findings or unused or result.errors) and not exit_zero else 0)
 
@@ -125,6 +142,7 @@ def _merge(results: list):
         errors=sorted({e for r in results for e in r.errors}),
     )
     merged.unused_suppressions = [u for r in results for u in r.unused_suppressions]
+    merged.digests = {path: digest for r in results for path, digest in r.digests.items()}
     return merged
 
 

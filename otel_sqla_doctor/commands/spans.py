@@ -29,6 +29,7 @@ _IGNORE_HELP = "Skip these checks (codes, code prefixes or names)."
 
 
 def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optional[Path], verbose: bool, title: str, stream) -> None:
+    from otel_sqla_doctor.redact import mask_url  # span names and attributes may carry URLs with passwords
     from otel_sqla_doctor.report.atomic import write_report
     from otel_sqla_doctor.report.style import Style, use_colour
     from otel_sqla_doctor.spans.reporters import render_json, render_summary, render_text
@@ -36,7 +37,7 @@ def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optio
     if html_path is not None:
         from otel_sqla_doctor.spans.reporters.html import render_html
 
-        write_report(html_path, render_html(report), what="the HTML report")
+        write_report(html_path, mask_url(render_html(report)), what="the HTML report")
     target = stream if output is None else None
     style = Style(use_colour(target) if target is not None else False)
     if fmt is OutputFormat.json:
@@ -45,6 +46,7 @@ def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optio
         text = render_summary(report, style)
     else:
         text = render_text(report, style, verbose=verbose, title=title)
+    text = mask_url(text)
     if output is not None:
         write_report(output, text)
     else:
@@ -64,6 +66,18 @@ def _analyze(paths, *, n_plus_one_threshold, literal_threshold, pool_gap_ms, sel
         ignore=ignore,
         max_traces=traces,
     )
+
+
+def _refuse_files_without_spans(report) -> None:
+    """A span file with no span in it is an error, not a clean bill of health: the detectors
+    would have checked nothing."""
+    from otel_sqla_doctor.errors import UsageError
+
+    empty = [f for f in report.files if f.spans == 0]
+    if not empty:
+        return
+    more = f" (and {len(empty) - 1} more file(s) without spans)" if len(empty) > 1 else ""
+    raise UsageError(f"{empty[0].path}: no spans in this file: {empty[0].why_empty or 'it holds no spans'}{more}")
 
 
 def spans_command(
@@ -87,7 +101,12 @@ def spans_command(
         if path.is_dir():
             raise UsageError(f"{path} is a directory: give the span files themselves (e.g. {path}/*.jsonl)")
         if not path.is_file():
-            raise UsageError(f"no such file: {path}")
+            from otel_sqla_doctor.redact import mask_url  # a URL pasted here by mistake stays masked
+
+            raise UsageError(f"no such file: {mask_url(str(path))}")
+    from otel_sqla_doctor.report.atomic import check_outputs
+
+    check_outputs({"the report": output, "the HTML report": html}, inputs=files)  # never over a span file
     report = _analyze(
         files,
         n_plus_one_threshold=n_plus_one_threshold,
@@ -97,6 +116,7 @@ def spans_command(
         ignore=ignore,
         traces=traces,
     )
+    _refuse_files_without_spans(report)
     _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, title="doctor spans", stream=sys.stdout)
     raise typer.Exit(report.exit_code)
 
@@ -129,6 +149,10 @@ def trace_command(
     command = list(ctx.args)
     if not command:
         raise UsageError("no command to run; put it after --, e.g. `doctor trace --instrument -- python app.py`")
+    from otel_sqla_doctor.report.atomic import check_outputs
+
+    # Before the command runs: a bad output path must not cost (or repeat) the user's run.
+    check_outputs({"the report": output, "the HTML report": html, "the recorded spans": save_spans})
     outcome = run_traced(command, instrument=instrument, save_spans=save_spans)
     try:
         report = _analyze(

@@ -35,6 +35,12 @@ def _first_line(exc: BaseException) -> str:
 
 def describe_connect_error(exc: BaseException, *, host: str, port: int | None, user: str | None, database: str | None, timeout: float) -> tuple[str, str]:
     """(one-line detail, remediation) for a failed connection."""
+    if "@" in (host or ""):
+        # SQLAlchemy ended the password at its first '@': the rest of it is in `host` (never shown).
+        return (
+            "the URL's host name contains '@': the password holds an unencoded '@', and SQLAlchemy read the rest of it as the host (not shown)",
+            "percent-encode the password: '@' as %40 (urllib.parse.quote_plus(password) encodes every special character)",
+        )
     where = f"{host}:{port}" if port else host
     for err in _chain(exc):
         name = type(err).__name__

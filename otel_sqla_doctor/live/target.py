@@ -41,6 +41,14 @@ class Target:
     is_default: bool = False
 
 
+def needs_encoding(url: Any) -> bool:
+    """True when SQLAlchemy split a URL inside its password (an unencoded '@' in it): an '@' left
+    in the host, port or database after the `user:password@` part."""
+    if url.password is None:
+        return False
+    return any("@" in str(part) for part in (url.host, url.port, url.database) if part is not None)
+
+
 def _echo(dsn: str) -> str:
     """The DSN as it may be shown: masked when its password can be located, else not at all."""
     masked = mask_url(dsn)
@@ -61,6 +69,13 @@ def parse_target(dsn: str | None, redactor: Redactor) -> Target:
     except Exception as exc:  # ArgumentError, or ValueError for a bad port
         raise UsageError(redactor.text(f"cannot parse DSN {_echo(dsn)}: {exc}")) from None
     redactor.add(url.password if isinstance(url.password, str) else None)
+    if needs_encoding(url):
+        # Refused before anything connects: the password's tail would be looked up as a host name.
+        raise UsageError(
+            f"the password in DSN {_echo(dsn)} contains an unencoded '@' (SQLAlchemy ends the password at "
+            f"the first '@' and reads the rest as the host): percent-encode it, '@' as %40 "
+            f"(urllib.parse.quote_plus(password) encodes every special character); the password is not shown"
+        )
     display = redactor.text(url.render_as_string(hide_password=True))
 
     scheme = url.drivername

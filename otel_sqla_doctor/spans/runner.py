@@ -24,9 +24,21 @@ class TraceOutcome:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def annotate(self, report: SpanReport, *, instrument: bool) -> SpanReport:
-        """Say why nothing was recorded, in terms of what `doctor trace` did."""
+        """Say why nothing was recorded, in terms of what `doctor trace` did, and that a command
+        that failed was analysed only as far as it ran."""
+        errors = report.errors
+        if self.returncode != 0:
+            how = (
+                f"was killed by signal {self.returncode - 128}" if self.returncode > 128 else f"failed with exit code {self.returncode}"
+            )
+            covered = (
+                "only the spans it recorded before it ended were analysed" if report.stats.spans else "it recorded no spans, so nothing was checked"
+            )
+            errors = (*errors, f"the command {how}: {covered}")
         if report.stats.spans:
             notes = report.notes
+        elif self.returncode != 0:
+            notes = ()
         elif instrument:
             notes = (
                 "no spans were recorded: the command ran no Python with opentelemetry-sdk, or its queries "
@@ -37,7 +49,7 @@ class TraceOutcome:
                 "no spans were recorded: the program never created an SDK TracerProvider (as configured, it "
                 "traces nothing); run with --instrument to let the doctor set one up and instrument SQLAlchemy",
             )
-        return replace(report, notes=tuple(n for n in notes if n != "no spans were read"))
+        return replace(report, notes=tuple(n for n in notes if n != "no spans were read"), errors=errors)
 
 
 def run_traced(command: list[str], *, instrument: bool, save_spans: Path | None = None) -> TraceOutcome:
@@ -65,10 +77,18 @@ def run_traced(command: list[str], *, instrument: bool, save_spans: Path | None 
         returncode = 128 - returncode
     span_files = sorted(out_dir.glob("spans-*.jsonl"), key=lambda p: p.stat().st_mtime)
     if save_spans is not None:
-        with open(save_spans, "wb") as target:
+        from otel_sqla_doctor.report.atomic import write_output
+
+        def copy(target) -> None:
             for path in span_files:
                 with open(path, "rb") as source:
                     shutil.copyfileobj(source, target)
+
+        try:
+            write_output(save_spans, copy, what="the recorded spans")
+        except UsageError:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
     return TraceOutcome(returncode, span_files, workdir)
 
 

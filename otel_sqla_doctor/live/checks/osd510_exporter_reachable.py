@@ -4,15 +4,24 @@ the configured protocol (`grpc`, the Python default, or `http/protobuf`) is acce
 
 The span is built by a private TracerProvider and exported once with the real OTLP exporter,
 so headers, TLS and compression settings from the environment apply exactly as in the app.
+
+Credentials never reach the report: the endpoint's password (`http://user:pw@collector`) and the
+values of the OTLP header variables (`authorization=Bearer ...`) are scrubbed from every line,
+also from the exporter's own messages, which print the endpoint without its scheme.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from urllib.parse import unquote
 
 from otel_sqla_doctor.live.checks.base import Check
-from otel_sqla_doctor.live.model import CheckResult
+from otel_sqla_doctor.live.model import CheckResult, Status
 from otel_sqla_doctor.live.observations import Observations
+from otel_sqla_doctor.redact import Redactor, mask_url
+
+HEADER_VARIABLES = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
 
 
 class _Keep(logging.Handler):
@@ -32,17 +41,36 @@ def _exporter(protocol: str, timeout: float):
     return OTLPSpanExporter(timeout=timeout)
 
 
+def _secrets(endpoint: str | None) -> Redactor:
+    """A redactor that knows the endpoint's password and the OTLP header values."""
+    redactor = Redactor()
+    if endpoint:
+        redactor.add_url(endpoint)
+    for variable in HEADER_VARIABLES:
+        for item in os.environ.get(variable, "").split(","):
+            _, _, value = item.partition("=")
+            value = unquote(value.strip())
+            # "Bearer abc...": the token alone too. Short values (a tenant "1") are no secrets.
+            redactor.add(*(v for v in {value, *value.split()[-1:]} if len(v) >= 8))
+    return redactor
+
+
 class ExporterReachable(Check):
     code = "OSD510"
     name = "exporter-reachable"
     title = "OTLP endpoint accepts a test span"
 
+    def result(self, status: Status, detail: str, remediation: str | None = None) -> CheckResult:
+        redactor = getattr(self, "_redactor", None) or Redactor()
+        return super().result(status, redactor.text(detail), redactor.text(remediation))
+
     def run(self, obs: Observations) -> CheckResult:
         env = obs.env
+        self._redactor = _secrets(env.otlp_endpoint)
         if env.otlp_endpoint is None:
             return self.skipped("skipped: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset)")
         protocol = env.otlp_protocol
-        where = f"{env.otlp_endpoint} ({env.otlp_endpoint_var}, protocol {protocol})"
+        where = f"{mask_url(env.otlp_endpoint)} ({env.otlp_endpoint_var}, protocol {protocol})"
         if protocol not in ("grpc", "http/protobuf"):
             return self.failed(f"{where}: the Python OTLP exporters speak grpc and http/protobuf only", "set OTEL_EXPORTER_OTLP_PROTOCOL to grpc or http/protobuf")
         try:
