@@ -56,6 +56,45 @@ def _register() -> None:
 _register()
 
 
+def _say(line: str) -> None:
+    """One line on stderr; a stderr that cannot be written to (a full disk) costs the line only."""
+    try:
+        typer.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _output_failure(exc: OSError) -> str | None:
+    """The one line for an OSError that writing the output raised (stdout on a full disk, a
+    closed pipe), or None when it is not one. Errors about a named file carry its name and are
+    reported where they happen."""
+    import errno
+
+    if isinstance(exc, BrokenPipeError):
+        return ""  # `doctor ... | head`: the reader has gone, as with any Unix tool say nothing
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and not exc.filename:
+        return f"doctor: error: cannot write the output: {exc.strerror or exc}"
+    return None
+
+
+def _abandon_stdout() -> None:
+    """Point fd 1 at /dev/null, so that the interpreter's last flush of what is still buffered
+    for a broken stdout neither fails again nor prints "Exception ignored"."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
 def main() -> None:
     """Console-script entry point: maps our errors to one stderr line and exit codes."""
     from otel_sqla_doctor import interrupts
@@ -66,28 +105,43 @@ def main() -> None:
         # typer turns KeyboardInterrupt into a silent exit code 130.
         if code == interrupts.EXIT_CODE and interrupts.requested():
             interrupts.exit_interrupted()
+        _flush_stdout()  # a full disk shows here, not as "Exception ignored" at exit
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
+        _flush_stdout()
         sys.exit(exc.exit_code)
     except DoctorError as exc:
-        typer.echo(f"doctor: error: {exc}", err=True)
+        _say(f"doctor: error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         interrupts.exit_interrupted()
     except Exception as exc:  # the click usage errors and anything unexpected
-        try:  # typer >= 0.20 vendors click
-            from typer import _click as click
-        except ImportError:  # pragma: no cover
-            import click
+        _unexpected(exc)
 
-        exceptions = click.exceptions
-        if isinstance(exc, getattr(exceptions, "NoArgsIsHelpError", ())):
-            typer.echo(exc.format_message() if hasattr(exc, "format_message") else str(exc), err=True)
-            sys.exit(2)
-        if isinstance(exc, getattr(exceptions, "ClickException", ())):
-            typer.echo(f"doctor: error: {exc.format_message()}", err=True)
-            sys.exit(2)
-        if isinstance(exc, getattr(exceptions, "Abort", ())) or type(exc).__name__ == "Abort":
-            interrupts.exit_interrupted()
-        typer.echo(f"doctor: internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+
+def _unexpected(exc: Exception) -> None:
+    from otel_sqla_doctor import interrupts
+
+    if isinstance(exc, OSError):
+        failure = _output_failure(exc)
+        if failure is not None:
+            _abandon_stdout()
+            if failure:
+                _say(failure)
+            sys.exit(2 if failure else 1)
+    try:  # typer >= 0.20 vendors click
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
+
+    exceptions = click.exceptions
+    if isinstance(exc, getattr(exceptions, "NoArgsIsHelpError", ())):
+        _say(exc.format_message() if hasattr(exc, "format_message") else str(exc))
         sys.exit(2)
+    if isinstance(exc, getattr(exceptions, "ClickException", ())):
+        _say(f"doctor: error: {exc.format_message()}")
+        sys.exit(2)
+    if isinstance(exc, getattr(exceptions, "Abort", ())) or type(exc).__name__ == "Abort":
+        interrupts.exit_interrupted()
+    _say(f"doctor: internal error: {type(exc).__name__}: {exc} (please report this)")
+    sys.exit(2)

@@ -130,7 +130,29 @@ def _read_table(path: Path) -> Optional[dict]:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    return data.get("tool", {}).get(TABLE)
+    tool = data.get("tool")
+    if tool is None:
+        return None
+    if not isinstance(tool, dict):
+        raise UsageError(f"{path}: `tool` must be a table ([tool.{TABLE}]), not {_toml_kind(tool)}")
+    table = tool.get(TABLE)
+    if table is None or isinstance(table, dict):
+        return table
+    if isinstance(table, list) and all(isinstance(item, dict) for item in table):
+        raise UsageError(f"{path}: [[tool.{TABLE}]] is an array of tables; write one table: [tool.{TABLE}]")
+    raise UsageError(f"{path}: tool.{TABLE} must be a table ([tool.{TABLE}]), not {_toml_kind(table)}")
+
+
+def _toml_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def _apply(config: Config, table: dict, source: Path) -> Config:
@@ -139,6 +161,8 @@ def _apply(config: Config, table: dict, source: Path) -> Config:
         raise UsageError(f"{source}: unknown key [tool.{TABLE}] {sorted(unknown)[0]!r}; known keys: {', '.join(sorted(KNOWN_KEYS))}")
     changes: dict[str, Any] = {}
     prefix = f"[tool.{TABLE}]"
+    if "root" in table and not isinstance(table["root"], bool):
+        raise UsageError(f"{source}: {prefix} root: expected true or false, got {table['root']!r}")
     if "select" in table:
         changes["select"] = _as_list(table["select"], f"{prefix} select")
         expand_selectors(changes["select"], f"{prefix} select")

@@ -80,7 +80,11 @@ def probe_command(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", help="Seconds allowed for connecting and for each statement.", min=0.1),
+        typer.Option(
+            "--timeout",
+            help="Seconds allowed for connecting, for each statement, and for each step of your code (importing and "
+            "running --setup, importing and calling --engine); from 0.1 to 3600.",
+        ),
     ] = 5.0,
     output_format: Annotated[
         OutputFormat,
@@ -96,9 +100,14 @@ def probe_command(
     The checks run in the application's interpreter, which --python names or the doctor finds;
     the report says which one, why, and its package versions.
 
+    With --engine, your code runs in a process of its own: an exception, a sys.exit() or a step
+    that does not finish within --timeout is reported with the place in your code, and never ends
+    or hangs the doctor.
+
     Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (including: cannot connect)
     or a package the probe needs is missing from that interpreter, 2 usage error (unusable DSN,
-    sync driver, bad --engine/--setup reference, bad --python).
+    sync driver, bad --engine/--setup reference, bad --python, your --engine/--setup code raised,
+    exited or did not finish within --timeout).
     """
     from otel_sqla_doctor.live import choose_interpreter, probe
     from otel_sqla_doctor.live.report import render_json, render_text
@@ -121,6 +130,9 @@ def probe_command(
 
         write_report(output, content)
     else:
-        # click strips ANSI codes off a pipe unless told otherwise; FORCE_COLOR means otherwise.
-        typer.echo(content, nl=False, color=style.enabled or None)
+        # Through sys.stdout itself (not click's echo, which swaps an ASCII stdout for UTF-8): a
+        # stdout that cannot encode the marks prints ASCII ones (see `entry.use_ascii_fallback`).
+        # Colour codes are only in `content` when style is on (a terminal, or FORCE_COLOR).
+        sys.stdout.write(content)
+        sys.stdout.flush()
     raise typer.Exit(report.exit_code)

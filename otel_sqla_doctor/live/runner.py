@@ -1,12 +1,15 @@
 """`probe()`: gather the observations (DSN mode or the user's own engine), then run every check.
 
-In this process, or in the application's interpreter (`isolated.run_in`, which runs this same
-code there through `remote`).
+In this process, or in a process of its own (`isolated.run_in`, which runs `run_here` there
+through `remote`): always in the application's interpreter when that is another one, and always
+when the user's code (`--engine`/`--setup`) runs, so that it can be bounded by --timeout and
+stopped, and can never end the doctor (an exit, a hang, a crash are reported with their place).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -41,11 +44,11 @@ def probe(
     """
     validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
     interpreter = _interpreter(python)
-    if not interpreter.current:
+    if not interpreter.current or engine_ref:
         from otel_sqla_doctor.live.isolated import run_in
 
         return run_in(interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout)
-    return asyncio.run(_probe_here(dsn, engine_ref, setup_ref, app_dir, timeout, interpreter))
+    return run_here(dsn, None, None, app_dir, timeout, interpreter)
 
 
 async def probe_async(
@@ -59,19 +62,30 @@ async def probe_async(
 ) -> ProbeReport:
     validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
     interpreter = _interpreter(python)
-    if not interpreter.current:
+    if not interpreter.current or engine_ref:
         from otel_sqla_doctor.live.isolated import run_in
 
         return await asyncio.to_thread(
             run_in, interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout
         )
-    return await _probe_here(dsn, engine_ref, setup_ref, app_dir, timeout, interpreter)
+    redactor = Redactor()
+    try:
+        require()
+        observations = await _observe_dsn(dsn, timeout, redactor)
+    except MissingPackage as exc:
+        raise exc.located(interpreter.python, f"{interpreter.whose}: {interpreter.reason}") from None
+    return _finish(observations, interpreter, redactor)
+
+
+MIN_TIMEOUT = 0.1
+MAX_TIMEOUT = 3600.0
 
 
 def validate_options(dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float) -> None:
     """The usage errors that need no interpreter: raised before one is looked for or started."""
-    if not timeout > 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+        shown = f"{timeout:g}" if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else repr(timeout)
+        raise UsageError(f"--timeout must be a number of seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, got {shown}")
     if engine_ref and dsn:
         raise UsageError("give either a DSN or --engine, not both")
     if setup_ref and not engine_ref:
@@ -86,19 +100,43 @@ def _interpreter(python: str | Path | Interpreter | None) -> Interpreter:
     return choose_interpreter(python)
 
 
-async def _probe_here(
-    dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float, interpreter: Interpreter
+def run_here(
+    dsn: str | None,
+    engine_ref: str | None,
+    setup_ref: str | None,
+    app_dir: Any,
+    timeout: float,
+    interpreter: Interpreter,
+    *,
+    watchdog: Any = None,
 ) -> ProbeReport:
-    """The probe in this process, which is `interpreter`'s."""
+    """The probe in this process, which is `interpreter`'s. The user's code (`--engine`) runs
+    first, in this thread, with no event loop running; `watchdog` (a `userapp.Watchdog`) bounds
+    it and the probe's event loop. Run the user's code only in a process of its own."""
+    from otel_sqla_doctor.live.userapp import EventLoop
+
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
     redactor = Redactor()
+    loop = EventLoop()
     try:
-        require()
-        if engine_ref:
-            observations = await _observe_user_engine(engine_ref, setup_ref, app_dir, timeout, redactor)
-        else:
-            observations = await _observe_dsn(dsn, timeout, redactor)
-    except MissingPackage as exc:
-        raise exc.located(interpreter.python, f"{interpreter.whose}: {interpreter.reason}") from None
+        try:
+            require()
+            if engine_ref:
+                from otel_sqla_doctor.live.userapp import load_user_app
+
+                env = read_environment()
+                app = load_user_app(engine_ref, setup_ref, app_dir, redactor, loop=loop, guard=watchdog)
+                observations = loop.run(_observe_user_engine(app, engine_ref, env, timeout, redactor, watchdog))
+            else:
+                observations = loop.run(_observe_dsn(dsn, timeout, redactor, watchdog))
+        except MissingPackage as exc:
+            raise exc.located(interpreter.python, f"{interpreter.whose}: {interpreter.reason}") from None
+    finally:
+        loop.close()
+    return _finish(observations, interpreter, redactor)
+
+
+def _finish(observations: Observations, interpreter: Interpreter, redactor: Redactor) -> ProbeReport:
     observations.environment = ProbeEnvironment(
         python=interpreter.python,
         python_version=platform.python_version(),
@@ -138,10 +176,25 @@ def _judge(observations: Observations, redactor: Redactor) -> ProbeReport:
     )
 
 
-async def _observe_dsn(dsn: str | None, timeout: float, redactor: Redactor) -> Observations:
+def _watched(watchdog: Any, subject: str):
+    """The probe's session, with its event loop watched (see `Watchdog.loop_watched`)."""
+    import contextlib
+
+    return watchdog.loop_watched(subject) if watchdog is not None else contextlib.nullcontext()
+
+
+async def _observe_dsn(dsn: str | None, timeout: float, redactor: Redactor, watchdog: Any = None) -> Observations:
     from otel_sqla_doctor.live.target import parse_target
 
     target = parse_target(dsn, redactor)  # usage errors before anything heavy happens
+
+    from sqlalchemy.engine import make_url
+
+    from otel_sqla_doctor.live.session import driver_option_problem
+
+    problem = driver_option_problem(make_url(target.url), target.driver)
+    if problem is not None:  # an option the driver would choke on deep inside: say it plainly
+        raise UsageError(f"{problem[0]}; {problem[1]}")
 
     from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -166,10 +219,11 @@ async def _observe_dsn(dsn: str | None, timeout: float, redactor: Redactor) -> O
     uninstrument = _instrument_probe_engine(engine, provider, observations, redactor)
     try:
         observations.wiring.tracers_on_engine = len(engine_tracers(engine.sync_engine))
-        observations.connect, observations.query, observations.cache = await run_session(
-            engine, backend, target.driver, recorder, provider.get_tracer("otel-sqla-doctor"),
-            timeout=timeout, redactor=redactor, restore=False,
-        )
+        async with _watched(watchdog, "the probe's session"):
+            observations.connect, observations.query, observations.cache = await run_session(
+                engine, backend, target.driver, recorder, provider.get_tracer("otel-sqla-doctor"),
+                timeout=timeout, redactor=redactor, restore=False,
+            )
     finally:
         recorder.active = False
         if uninstrument:
@@ -241,13 +295,10 @@ def _remove_foreign_tracers(sync_engine: Any, ours: Any) -> None:
                 pass
 
 
-async def _observe_user_engine(engine_ref: str, setup_ref: str | None, app_dir: Any, timeout: float, redactor: Redactor) -> Observations:
+async def _observe_user_engine(app: Any, engine_ref: str, env: Any, timeout: float, redactor: Redactor, watchdog: Any = None) -> Observations:
     from otel_sqla_doctor.live.capture import SpanRecorder
-    from otel_sqla_doctor.live.userapp import load_user_app
     from otel_sqla_doctor.live.wiring import attach_to_user_provider, read_version_range
 
-    env = read_environment()
-    app = await load_user_app(engine_ref, setup_ref, app_dir, redactor)
     versions = read_version_range()
 
     from opentelemetry.sdk.trace import TracerProvider
@@ -285,11 +336,17 @@ async def _observe_user_engine(engine_ref: str, setup_ref: str | None, app_dir: 
         private = TracerProvider(shutdown_on_exit=False)
         private.add_span_processor(recorder)
         parent_tracer = private.get_tracer("otel-sqla-doctor")
+    cache_skip = None
+    if wiring.tracers_on_engine == 0:
+        cache_skip = "nothing instruments this engine, so there is no comment to measure (see OSD503)"
+    elif wiring.commenter_enabled is False:
+        cache_skip = "the commenter is off for this engine (enable_commenter=False), so there is no comment to measure"
     try:
-        connect, query, cache = await run_session(
-            engine, backend_for(backend_name), observations.driver, recorder, parent_tracer,
-            timeout=timeout, redactor=redactor, restore=True,
-        )
+        async with _watched(watchdog, f"--engine {engine_ref}: the probe's session"):
+            connect, query, cache = await run_session(
+                engine, backend_for(backend_name), observations.driver, recorder, parent_tracer,
+                timeout=timeout, redactor=redactor, restore=True, cache_skip=cache_skip,
+            )
     finally:
         recorder.active = False
     observations.connect, observations.query, observations.cache = connect, query, cache

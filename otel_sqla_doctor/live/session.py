@@ -5,6 +5,8 @@ commenter costs the statement cache. Every step is bounded by the timeout."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import re
 import secrets
 import time
 from typing import Any
@@ -37,6 +39,46 @@ def _one_line(exc: BaseException, redactor: Redactor) -> str:
     return redactor.text(f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": "))
 
 
+# The module whose charset_by_name() each MySQL driver uses (None for a name it does not know).
+_MYSQL_CHARSETS = {"aiomysql": "pymysql.charset", "asyncmy": "asyncmy.charset", "pymysql": "pymysql.charset"}
+_UNKNOWN_ARGUMENT = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def driver_option_problem(url: Any, driver: str | None) -> tuple[str, str] | None:
+    """(what is wrong, what to write) for a URL query option the driver would choke on with a
+    TypeError or an AttributeError from deep inside it: checked before connecting."""
+    query = {key: value if isinstance(value, str) else ",".join(value) for key, value in url.query.items()}
+    if driver == "asyncpg" and "sslmode" in query:
+        mode = query["sslmode"]
+        return (
+            f"asyncpg does not take sslmode={mode} (that is libpq's and psycopg's spelling)",
+            f"write ?ssl={mode} in the URL: asyncpg's ssl= takes disable, allow, prefer, require, verify-ca or verify-full",
+        )
+    if url.get_backend_name() in ("mysql", "mariadb") and "charset" in query and driver in _MYSQL_CHARSETS:
+        try:
+            lookup = importlib.import_module(_MYSQL_CHARSETS[driver]).charset_by_name
+            known = lookup(query["charset"]) is not None
+        except Exception:  # the driver is missing or changed: let it speak for itself
+            known = True
+        if not known:
+            return (
+                f"{driver} knows no character set {query['charset']!r} (the URL's ?charset=)",
+                "use a MySQL character set name, e.g. ?charset=utf8mb4",
+            )
+    return None
+
+
+def _driver_argument_problem(exc: BaseException, driver: str | None) -> tuple[str, str] | None:
+    """A URL query option the driver's connect() does not take (TypeError: unexpected keyword)."""
+    match = _UNKNOWN_ARGUMENT.search(str(exc)) if isinstance(exc, TypeError) else None
+    if match is None:
+        return None
+    return (
+        f"{driver or 'the driver'} does not take the URL's query option {match.group(1)!r}",
+        f"remove ?{match.group(1)}= from the URL, or spell it as {driver or 'the driver'}.connect() names it",
+    )
+
+
 async def run_session(
     engine: Any,
     backend: Backend,
@@ -47,8 +89,13 @@ async def run_session(
     timeout: float,
     redactor: Redactor,
     restore: bool,
+    cache_skip: str | None = None,
 ) -> tuple[ConnectOutcome, QueryOutcome | None, CacheMeasurement | None]:
+    """`cache_skip`: why OSD508's measurement would measure nothing (no commenter on this engine)."""
     url = engine.url
+    problem = driver_option_problem(url, driver)
+    if problem is not None:
+        return ConnectOutcome(False, redactor.text(problem[0]), problem[1]), None, None
     started = time.monotonic()
     conn = engine.connect()
     try:
@@ -56,7 +103,10 @@ async def run_session(
         with suppress_instrumentation():
             guards = await _bounded(backend.guard(conn, timeout), timeout, "setting the session read-only")
     except Exception as exc:
-        if backend.name == "sqlite":
+        argument = _driver_argument_problem(exc, driver)
+        if argument is not None:
+            detail, remediation = argument
+        elif backend.name == "sqlite":
             detail, remediation = (f"cannot open SQLite database {(url.database or '').removeprefix('file:')!r}: {_one_line(exc, redactor)}", "check the path and its permissions")
         else:
             detail, remediation = describe_connect_error(
@@ -72,11 +122,20 @@ async def run_session(
         query = await _probe_query(conn, backend, recorder, parent_tracer, timeout, redactor)
         cache = None
         if backend.name == "postgresql":
-            cache = await _measure_cache(conn, driver, parent_tracer, timeout, redactor)
+            if cache_skip:
+                cache = CacheMeasurement(CACHE_EXECUTIONS, skipped=cache_skip)
+            else:
+                cache = await _measure_cache(conn, driver, parent_tracer, timeout, redactor)
         if restore:
-            with suppress_instrumentation():
-                await _bounded(conn.rollback(), timeout, "rolling back")
-                await _bounded(backend.restore(conn), timeout, "restoring session settings")
+            try:
+                with suppress_instrumentation():
+                    await _bounded(conn.rollback(), timeout, "rolling back")
+                    await _bounded(backend.restore(conn), timeout, "restoring session settings")
+            except Exception:  # never hand a connection with the probe's settings back to the pool
+                try:
+                    await asyncio.wait_for(conn.invalidate(), timeout)
+                except Exception:
+                    pass
     finally:
         await _close(conn, timeout)
     return connect, query, cache
@@ -94,8 +153,11 @@ async def _probe_query(
     conn: Any, backend: Backend, recorder: SpanRecorder, parent_tracer: Any, timeout: float, redactor: Redactor
 ) -> QueryOutcome:
     sentinel = f"osd-probe-{secrets.token_hex(6)}"
-    with suppress_instrumentation():
-        await _bounded(backend.start_reading(conn), timeout, "installing the sqlite3 trace callback")
+    try:
+        with suppress_instrumentation():
+            await _bounded(backend.start_reading(conn), timeout, "installing the sqlite3 trace callback")
+    except Exception as exc:
+        return QueryOutcome(sentinel=sentinel, parent_trace_id=0, parent_span_id=0, error=_one_line(exc, redactor))
     mark = recorder.mark()
     row = None
     error = None

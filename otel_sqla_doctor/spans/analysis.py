@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -34,6 +35,8 @@ from otel_sqla_doctor.spans.trace import TraceView
 _MAX_GROUPS_PER_CODE = 1000
 _MAX_WATERFALL_SPANS = 400
 _EXAMPLE_TRACES = 5
+# Span ids of analysed traces kept to drop duplicates that arrive later (8 bytes each).
+_MAX_REMEMBERED_IDS = 4_000_000
 
 
 def resolve_codes(values: Iterable[str] | None) -> frozenset[str]:
@@ -79,6 +82,11 @@ class Analyzer:
         self.idle_spans = idle_spans
         self.max_buffered = max_buffered_spans
         self._buffer: OrderedDict[str, list[Span]] = OrderedDict()
+        self._ids: dict[str, set[int]] = {}  # buffered traces: hashes of their span ids
+        self._done_ids: dict[int, array] = {}  # analysed traces (by hash): hashes of their span ids
+        self._remembered = 0
+        self.dedup_limited = False
+        self.duplicates = 0
         self._last_seen: dict[str, int] = {}
         self._buffered = 0
         self._seen_count = 0
@@ -96,12 +104,27 @@ class Analyzer:
 
     # --- input ----------------------------------------------------------------------------------
     def feed(self, span: Span) -> None:
+        """Add one span; a span already read (same trace id and span id: a file given twice,
+        overlapping rotated files, an exporter's retries) is counted in `duplicates` and dropped."""
+        trace_id = span.trace_id
+        key = hash(span.span_id)
+        ids = self._ids.get(trace_id)
+        if ids is None:
+            done = self._done_ids.get(hash(trace_id))
+            ids = set(done) if done is not None else set()
+            if key in ids:
+                self.duplicates += 1
+                return
+            self._ids[trace_id] = ids
+        elif key in ids:
+            self.duplicates += 1
+            return
+        ids.add(key)
         self.spans += 1
         if span.end_ns is None:
             self.unended += 1
         elif span.is_db:
             self.db_spans += 1
-        trace_id = span.trace_id
         spans = self._buffer.get(trace_id)
         if spans is None:
             spans = self._buffer[trace_id] = []
@@ -137,6 +160,7 @@ class Analyzer:
         spans = self._buffer.pop(trace_id)
         del self._last_seen[trace_id]
         self._buffered -= len(spans)
+        self._remember_ids(trace_id)
         key = hash(trace_id)
         if key in self._flushed_traces:
             self.split_traces += 1
@@ -151,6 +175,17 @@ class Analyzer:
                 self._add(occurrence)
                 codes.append(occurrence.finding.code)
         self._consider_worst(trace, codes)
+
+    def _remember_ids(self, trace_id: str) -> None:
+        ids = self._ids.pop(trace_id)
+        key = hash(trace_id)
+        before = self._done_ids.get(key)
+        grown = len(ids) - (len(before) if before is not None else 0)
+        if self._remembered + grown > _MAX_REMEMBERED_IDS:
+            self.dedup_limited = True
+            return
+        self._done_ids[key] = array("q", ids)
+        self._remembered += grown
 
     # --- findings -------------------------------------------------------------------------------
     def _add(self, occurrence: Occurrence) -> None:
@@ -245,6 +280,13 @@ class Analyzer:
             )
         if not self.spans:
             notes.append("no spans were read")
+        if self.duplicates:
+            notes.append(
+                f"{self.duplicates} duplicate span(s) dropped: the same trace id and span id were read more than once "
+                "(a file given twice, overlapping files, or an exporter's retries)"
+            )
+        if self.dedup_limited:
+            notes.append(f"duplicates were looked for among the first {_MAX_REMEMBERED_IDS:,} spans only")
         if self.split_traces:
             notes.append(
                 f"{self.split_traces} trace(s) were analysed in pieces: their spans were far apart in the input"
@@ -260,6 +302,7 @@ class Analyzer:
                 db_spans=self.db_spans,
                 unended_spans=self.unended,
                 split_traces=self.split_traces,
+                duplicates=self.duplicates,
             ),
             findings=tuple(findings),
             traces=tuple(worst),
@@ -311,13 +354,19 @@ def analyze_files(
     files = []
     span_files = [SpanFile(Path(p)) for p in paths]  # detect every format before reading any
     for span_file in span_files:
+        duplicates = analyzer.duplicates
         analyzer.feed_all(span_file)
+        warnings = list(span_file.warnings)
+        dropped = analyzer.duplicates - duplicates
+        if dropped:
+            warnings.append(f"{dropped} of its {span_file.spans_read} spans were already read (same trace id and span id) and were dropped")
         files.append(
             FileSummary(
                 path=str(span_file.path),
                 format=span_file.format,
                 spans=span_file.spans_read,
-                warnings=tuple(span_file.warnings),
+                warnings=tuple(warnings),
+                why_empty=None if span_file.spans_read else span_file.why_empty,
             )
         )
     return analyzer.finish(files)

@@ -43,7 +43,8 @@ class Span:
         # read once here: the detectors ask for these on every span
         statement = attributes.get("db.statement") or attributes.get("db.query.text")
         self.statement: str | None = statement if isinstance(statement, str) else None
-        self.db_system: str | None = attributes.get("db.system") or attributes.get("db.system.name")
+        system = attributes.get("db.system") or attributes.get("db.system.name")
+        self.db_system: str | None = None if system is None else str(system)
         self.is_db: bool = self.db_system is not None
 
     @property
@@ -84,11 +85,13 @@ class Finding:
 class FileSummary:
     path: str
     format: str
-    spans: int
+    spans: int  # spans read from the file, duplicates included
     warnings: tuple[str, ...] = ()
+    why_empty: str | None = None  # when no span was read: the file is empty, or what was skipped
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["why_empty"]
         out["warnings"] = list(self.warnings)
         return out
 
@@ -148,6 +151,7 @@ class SpanStats:
     db_spans: int = 0
     unended_spans: int = 0
     split_traces: int = 0  # traces analysed in pieces because the stream window closed on them
+    duplicates: int = 0  # spans dropped because the same (trace id, span id) was read before
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,6 +167,12 @@ class SpanReport:
     traces: tuple[TraceSummary, ...]
     notes: tuple[str, ...] = ()
     checks: tuple[tuple[str, str], ...] = ()  # (code, name) of every detector that ran
+    errors: tuple[str, ...] = ()  # what makes the run not a success whatever was found (a failed command)
+
+    @property
+    def checked(self) -> bool:
+        """Whether the detectors had anything to look at: with no span, they checked nothing."""
+        return self.stats.spans > 0
 
     @property
     def exit_code(self) -> int:
@@ -177,4 +187,5 @@ class SpanReport:
             "findings": [f.to_dict() for f in self.findings],
             "traces": [t.to_dict() for t in self.traces],
             "notes": list(self.notes),
+            "errors": list(self.errors),
         }

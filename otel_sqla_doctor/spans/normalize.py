@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(
     r"""
-    (?P<comment>/\*.*?\*/|--[^\n]*)
+    (?P<comment>/\*(?:.*?\*/|.*)|--[^\n]*)
   | (?P<string>(?:[EeBbXxNn](?='))?'(?:[^']|'')*')
-  | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)?\$)
+  | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$(?:.*?\$(?P=tag)?\$|.*))
   | (?P<qident>"(?:[^"]|"")*"|`[^`]*`)
   | (?P<cast>::\s*[A-Za-z_]\w*(?:\s+(?:with|without|varying|precision)(?:\s+time\s+zone)?)?(?:\s*\(\s*\d+(?:\s*,\s*\d+)?\s*\))?(?:\[\])*)
   | (?P<param>\$\d+|%\(\w+\)s|%s|\?|(?<![:\w]):[A-Za-z_]\w*)
@@ -31,6 +31,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL | re.IGNORECASE,
 )
+# An unterminated comment or dollar quote runs to the end of the text (as the server reads it), in
+# one match: trying to close it again at every later opener would make hostile text quadratic.
 _LIST = re.compile(r"\?(?:\s*,\s*\?)+")
 _ROWS = re.compile(r"\(\?\)(?:\s*,\s*\(\?\))+")
 _SPACE_BEFORE = re.compile(r"\s+([,)\]])")

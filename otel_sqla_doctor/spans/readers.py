@@ -45,8 +45,50 @@ class SpanFileError(UsageError):
     """A file that is not spans in a format we read, or that breaks off mid-value."""
 
 
+class _Malformed(ValueError):
+    """A record whose fields have the wrong type or shape: it is skipped, with a warning."""
+
+
+# What converting a record of the wrong shape can raise: it is skipped, never a crash.
+_RECORD_ERRORS = (_Malformed, TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError, OverflowError)
+
+
+class _Skipped:
+    """Counts records skipped per kind, keeping the first one's place and reason for the warning."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, str] = {}
+
+    def add(self, kind: str, where: str, reason: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.first.setdefault(kind, f"{where}: {reason}" if where else reason)
+
+    def add_error(self, where: str, exc: BaseException) -> None:
+        self.add("malformed records", where, _reason(exc))
+
+    def warnings(self) -> list[str]:
+        out = []
+        for kind, count in self.counts.items():
+            more = f", and {count - 1} more {kind}" if count > 1 else ""
+            out.append(f"{self.first[kind]}; skipped{more}")
+        return out
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _Malformed):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    lines = str(exc).strip().splitlines()
+    return f"a field of the wrong type ({type(exc).__name__}: {lines[0][:120] if lines else ''})".replace(": )", ")")
+
+
 class SpanFile:
-    """One input file: its detected format, and an iterator over its spans (read once)."""
+    """One input file: its detected format, and an iterator over its spans (read once).
+
+    Records whose fields have the wrong type are skipped and counted in `warnings`, with the
+    first one's place and reason; `spans_read` counts the spans that were read."""
 
     def __init__(self, path: Path, *, chunk_size: int = _CHUNK) -> None:
         self.path = Path(path)
@@ -54,6 +96,7 @@ class SpanFile:
         self.warnings: list[str] = []
         self.spans_read = 0
         self.format = detect_format(self.path)
+        self._skipped = _Skipped()
 
     def __iter__(self) -> Iterator[Span]:
         reader = {
@@ -70,6 +113,16 @@ class SpanFile:
                     yield span
             except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
                 raise SpanFileError(f"{self.path}: cannot read: {exc}") from None
+        self.warnings.extend(self._skipped.warnings())
+
+    @property
+    def why_empty(self) -> str:
+        """Why no span was read (after iterating): the file is empty, or what was skipped."""
+        if self.format == "empty":
+            return "the file is empty"
+        if self.warnings:
+            return "; ".join(self.warnings)
+        return "it holds no spans"
 
     # --- OTLP -------------------------------------------------------------------------------
     def _otlp_lines(self, fh: TextIO) -> Iterator[Span]:
@@ -78,31 +131,46 @@ class SpanFile:
                 continue
             try:
                 request = json.loads(line)
-            except ValueError as exc:
-                self.warnings.append(f"line {number}: not JSON ({exc.msg}); skipped")
+            except RecursionError:
+                self._skipped.add("lines nested too deeply", f"line {number}", "JSON nested too deeply")
                 continue
-            for resource_spans in request.get("resourceSpans") or ():
-                yield from _otlp_resource_spans(resource_spans)
+            except ValueError as exc:
+                msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+                self._skipped.add("lines that were not JSON", f"line {number}", f"not JSON ({msg})")
+                continue
+            yield from _otlp_request(request, f"line {number}", self._skipped)
 
     def _otlp_document(self, fh: TextIO) -> Iterator[Span]:
+        # One document, or several one after the other (JSON lines too long to tell apart).
         values = _ValueStream(fh, self.chunk_size, self.path)
-        for resource_spans in values.array_items("resourceSpans"):
-            yield from _otlp_resource_spans(resource_spans)
+        index = 0
+        while values.next_object():
+            for resource_spans in values.array_items("resourceSpans"):
+                yield from _otlp_resource_spans(resource_spans, f"resourceSpans[{index}]", self._skipped)
+                index += 1
 
     # --- console ------------------------------------------------------------------------------
     def _console(self, fh: TextIO) -> Iterator[Span]:
         values = _ValueStream(fh, self.chunk_size, self.path)
-        for obj in values.objects(skip_text=True):
+        for number, obj in enumerate(values.objects(skip_text=True), 1):
             if isinstance(obj, dict) and "context" in obj and "name" in obj:
-                yield _console_span(obj)
+                try:
+                    span = _console_span(obj)
+                except _RECORD_ERRORS as exc:
+                    self._skipped.add_error(f"span object {number}", exc)
+                    continue
+                yield span
         if values.skipped_lines:
             self.warnings.append(f"{values.skipped_lines} lines of other output between the spans were skipped")
 
     # --- Jaeger -------------------------------------------------------------------------------
     def _jaeger(self, fh: TextIO) -> Iterator[Span]:
         values = _ValueStream(fh, self.chunk_size, self.path)
-        for trace in values.array_items("data"):
-            yield from _jaeger_trace(trace)
+        index = 0
+        while values.next_object():
+            for trace in values.array_items("data"):
+                yield from _jaeger_trace(trace, f"data[{index}]", self._skipped)
+                index += 1
 
 
 def open_text(path: Path) -> TextIO:
@@ -131,6 +199,8 @@ def detect_format(path: Path) -> str:
             first_line = text.split("\n", 1)[0]
             try:
                 json.loads(first_line)
+                return "otlp-jsonl"
+            except RecursionError:  # one line too deep to decode: read as lines, and skipped
                 return "otlp-jsonl"
             except ValueError:
                 return "otlp-json"
@@ -192,6 +262,10 @@ class _ValueStream:
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise SpanFileError(
+                    f"{self.path}: JSON nested too deeply at character {self.offset + self.pos} (deeper than any span export)"
+                ) from None
             except json.JSONDecodeError as exc:
                 if len(self.buf) - self.pos > _MAX_VALUE:
                     raise SpanFileError(f"{self.path}: a JSON value larger than {_MAX_VALUE} characters") from None
@@ -225,22 +299,40 @@ class _ValueStream:
                 continue
             yield self._decode()
 
+    def next_object(self) -> bool:
+        """Whether another top-level object follows (documents one after the other); any other
+        text after the last one is an error, never silently ignored."""
+        char = self._skip_ws()
+        if not char:
+            return False
+        if char != "{":
+            raise SpanFileError(f"{self.path}: expected a JSON object at character {self.offset + self.pos}, found {char!r}")
+        return True
+
     def array_items(self, key: str) -> Iterator[Any]:
-        """The elements of the array at `key` of a top-level object, one at a time. If `key` is not
-        the object's first key, the document is decoded whole (small documents only do that)."""
+        """The elements of the array at `key` of a top-level object, one at a time, then the rest
+        of that object. If `key` is not the object's first key, the document is decoded whole
+        (small documents only do that)."""
         self._expect("{")
         self._skip_ws()
         if not self.buf.startswith(f'"{key}"', self.pos):
             self.pos -= 1  # back to "{"
             document = self._decode()
-            yield from (document.get(key) or ()) if isinstance(document, dict) else ()
+            items = document.get(key) if isinstance(document, dict) else None
+            if items is not None and not isinstance(items, list):
+                raise SpanFileError(f"{self.path}: {key!r} is {_describe(items)}, expected a list")
+            yield from items or ()
             return
         self.pos += len(key) + 2
         self._expect(":")
         if self._skip_ws() == "n":  # "key": null
+            self._decode()  # null
+            self._finish_object()
             return
         self._expect("[")
         if self._skip_ws() == "]":
+            self.pos += 1
+            self._finish_object()
             return
         while True:
             self._skip_ws()
@@ -250,11 +342,91 @@ class _ValueStream:
                 self.pos += 1
                 continue
             if char == "]":
+                self.pos += 1
+                self._finish_object()
                 return
             raise SpanFileError(f"{self.path}: expected ',' or ']' at character {self.offset + self.pos}")
 
+    def _finish_object(self) -> None:
+        """Skip the keys after the array up to the object's closing brace."""
+        while True:
+            char = self._skip_ws()
+            if char == "}":
+                self.pos += 1
+                return
+            if char != ",":
+                where = f"found {char!r}" if char else "the file ends"
+                raise SpanFileError(f"{self.path}: expected ',' or '}}' at character {self.offset + self.pos}, {where}")
+            self.pos += 1
+            self._skip_ws()
+            self._decode()  # the key
+            self._expect(":")
+            self._skip_ws()
+            self._decode()  # its value
+
 
 # --- format-specific span conversion ---------------------------------------------------------
+# Every field is checked for its type: a record of the wrong shape is skipped with a warning
+# (see _Skipped), never a crash, and a Span always holds the types its annotations say.
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _require(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        expected = {dict: "an object", list: "a list", str: "a string"}.get(kind, kind.__name__)
+        raise _Malformed(f"{what} is {_describe(value)}, expected {expected}")
+    return value
+
+
+def _id(value: Any, what: str) -> str:
+    if value is None or value == "":
+        raise _Malformed(f"{what} is missing")
+    if not isinstance(value, str):
+        raise _Malformed(f"{what} is {_describe(value)}, expected a hex string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    """A name-like value (scope, service): a string, or None; other scalars become strings."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    raise _Malformed(f"a name is {_describe(value)}, expected a string")
+
+
+def _integer(value: Any, what: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise _Malformed(f"{what} is a boolean, expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise _Malformed(f"{what} {value[:40]!r} is not an integer") from None
+    raise _Malformed(f"{what} is {_describe(value)}, expected an integer")
 
 
 def _any_value(value: dict[str, Any]) -> Any:
@@ -262,49 +434,99 @@ def _any_value(value: dict[str, Any]) -> Any:
         if kind == "stringValue":
             return inner
         if kind == "intValue":
-            return int(inner)
+            return _integer(inner, "an intValue")
         if kind == "boolValue" or kind == "doubleValue":
             return inner
         if kind == "arrayValue":
-            return [_any_value(v) for v in inner.get("values", ())]
+            return [_any_value(_require(v, dict, "an array item")) for v in _require(inner, dict, "arrayValue").get("values") or ()]
         if kind == "kvlistValue":
-            return {kv["key"]: _any_value(kv.get("value", {})) for kv in inner.get("values", ())}
+            return _attributes(_require(inner, dict, "kvlistValue").get("values"))
         return inner
     return None
 
 
-def _attributes(items: list[dict[str, Any]] | None) -> dict[str, Any]:
+def _attributes(items: Any) -> dict[str, Any]:
     if not items:
         return {}
-    return {kv["key"]: _any_value(kv.get("value") or {}) for kv in items}
+    out: dict[str, Any] = {}
+    for kv in _require(items, list, "attributes"):
+        _require(kv, dict, "an attribute")
+        key = kv.get("key")
+        if not isinstance(key, str):
+            raise _Malformed(f"an attribute key is {_describe(key)}, expected a string")
+        out[key] = _any_value(_require(kv.get("value") or {}, dict, f"attribute {key!r}"))
+    return out
 
 
-def _otlp_resource_spans(resource_spans: dict[str, Any]) -> Iterator[Span]:
-    resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
-    service = resource.get("service.name")
-    scope_list = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or ()
+def _otlp_request(request: Any, where: str, skipped: _Skipped) -> Iterator[Span]:
+    """The spans of one export request ({"resourceSpans": [...]}); other signals have none."""
+    if not isinstance(request, dict):
+        skipped.add("malformed records", where, f"{_describe(request)}, expected an export request object")
+        return
+    items = request.get("resourceSpans")
+    if items is None:
+        return
+    if not isinstance(items, list):
+        skipped.add("malformed records", where, f"resourceSpans is {_describe(items)}, expected a list")
+        return
+    for resource_spans in items:
+        yield from _otlp_resource_spans(resource_spans, where, skipped)
+
+
+def _otlp_resource_spans(resource_spans: Any, where: str, skipped: _Skipped) -> Iterator[Span]:
+    try:
+        _require(resource_spans, dict, "a resourceSpans item")
+        resource = _require(resource_spans.get("resource") or {}, dict, "resource")
+        service = _optional_text(_attributes(resource.get("attributes")).get("service.name"))
+        scope_list = _require(
+            resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or [], list, "scopeSpans"
+        )
+    except _RECORD_ERRORS as exc:
+        skipped.add_error(where, exc)
+        return
     for scope_spans in scope_list:
-        scope = scope_spans.get("scope") or scope_spans.get("instrumentationLibrary") or {}
-        scope_name = scope.get("name") or None
-        for raw in scope_spans.get("spans") or ():
-            end = int(raw.get("endTimeUnixNano") or 0)
-            kind = raw.get("kind", 0)
-            if isinstance(kind, str):  # protobuf's JSON mapping may spell enums by name
-                kind = kind.replace("SPAN_KIND_", "")
-            else:
-                kind = KIND_NAMES[kind] if 0 <= kind < len(KIND_NAMES) else "UNSPECIFIED"
-            yield Span(
-                _otlp_id(raw.get("traceId", ""), 32),
-                _otlp_id(raw.get("spanId", ""), 16),
-                _otlp_id(raw["parentSpanId"], 16) if raw.get("parentSpanId") else None,
-                raw.get("name", ""),
-                kind,
-                int(raw.get("startTimeUnixNano") or 0),
-                end or None,
-                _attributes(raw.get("attributes")),
-                scope_name,
-                service,
-            )
+        try:
+            _require(scope_spans, dict, "a scopeSpans item")
+            scope = _require(scope_spans.get("scope") or scope_spans.get("instrumentationLibrary") or {}, dict, "scope")
+            scope_name = _optional_text(scope.get("name"))
+            raws = _require(scope_spans.get("spans") or [], list, "spans")
+        except _RECORD_ERRORS as exc:
+            skipped.add_error(where, exc)
+            continue
+        for raw in raws:
+            try:
+                span = _otlp_span(raw, scope_name, service)
+            except _RECORD_ERRORS as exc:
+                skipped.add_error(where, exc)
+                continue
+            yield span
+
+
+def _otlp_span(raw: Any, scope_name: str | None, service: str | None) -> Span:
+    _require(raw, dict, "a span")
+    kind = raw.get("kind", 0)
+    if isinstance(kind, str):  # protobuf's JSON mapping may spell enums by name
+        kind = kind.replace("SPAN_KIND_", "")
+    elif isinstance(kind, int) and not isinstance(kind, bool):
+        kind = KIND_NAMES[kind] if 0 <= kind < len(KIND_NAMES) else "UNSPECIFIED"
+    elif kind is None:
+        kind = "UNSPECIFIED"
+    else:
+        raise _Malformed(f"kind is {_describe(kind)}, expected a number or a name")
+    parent = raw.get("parentSpanId")
+    end = _integer(raw.get("endTimeUnixNano"), "endTimeUnixNano")
+    return Span(
+        _otlp_id(_id(raw.get("traceId"), "traceId"), 32),
+        _otlp_id(_id(raw.get("spanId"), "spanId"), 16),
+        _otlp_id(_id(parent, "parentSpanId"), 16) if parent else None,
+        _require(raw.get("name") or "", str, "name"),
+        kind,
+        _integer(raw.get("startTimeUnixNano"), "startTimeUnixNano"),
+        end or None,
+        _attributes(raw.get("attributes")),
+        scope_name,
+        service,
+    )
 
 
 def _otlp_id(value: str, hex_len: int) -> str:
@@ -320,11 +542,16 @@ def _otlp_id(value: str, hex_len: int) -> str:
         return value
 
 
-def _iso_to_ns(value: str | None) -> int | None:
+def _iso_to_ns(value: Any, what: str) -> int | None:
     if not value:
         return None
+    if not isinstance(value, str):
+        raise _Malformed(f"{what} is {_describe(value)}, expected an ISO 8601 time")
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Malformed(f"{what} {value[:40]!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     seconds = int(moment.timestamp())
@@ -332,52 +559,76 @@ def _iso_to_ns(value: str | None) -> int | None:
 
 
 def _console_span(obj: dict[str, Any]) -> Span:
-    context = obj.get("context") or {}
-    kind = str(obj.get("kind") or "SpanKind.INTERNAL").rsplit(".", 1)[-1]
+    context = _require(obj.get("context") or {}, dict, "context")
+    kind = _require(obj.get("kind") or "SpanKind.INTERNAL", str, "kind").rsplit(".", 1)[-1]
     parent = obj.get("parent_id")
-    resource = (obj.get("resource") or {}).get("attributes") or {}
+    resource = _require(obj.get("resource") or {}, dict, "resource")
+    resource_attributes = _require(resource.get("attributes") or {}, dict, "resource attributes")
     return Span(
-        str(context.get("trace_id", "")).removeprefix("0x"),
-        str(context.get("span_id", "")).removeprefix("0x"),
-        parent.removeprefix("0x") if parent else None,
-        obj.get("name", ""),
+        _id(context.get("trace_id"), "context.trace_id").removeprefix("0x"),
+        _id(context.get("span_id"), "context.span_id").removeprefix("0x"),
+        _id(parent, "parent_id").removeprefix("0x") if parent else None,
+        _require(obj.get("name") or "", str, "name"),
         kind,
-        _iso_to_ns(obj.get("start_time")) or 0,
-        _iso_to_ns(obj.get("end_time")),
-        dict(obj.get("attributes") or {}),
+        _iso_to_ns(obj.get("start_time"), "start_time") or 0,
+        _iso_to_ns(obj.get("end_time"), "end_time"),
+        dict(_require(obj.get("attributes") or {}, dict, "attributes")),
         None,  # the console format does not carry the instrumentation scope
-        resource.get("service.name"),
+        _optional_text(resource_attributes.get("service.name")),
     )
 
 
 _JAEGER_SPECIAL = {"span.kind", "otel.scope.name", "otel.scope.version", "otel.library.name", "otel.library.version", "internal.span.format"}
 
 
-def _jaeger_trace(trace: dict[str, Any]) -> Iterator[Span]:
-    processes = trace.get("processes") or {}
-    for raw in trace.get("spans") or ():
-        tags = {t.get("key"): t.get("value") for t in raw.get("tags") or ()}
-        parent = None
-        for ref in raw.get("references") or ():
-            if ref.get("refType") == "CHILD_OF":
-                parent = ref.get("spanID")
-                break
-        if parent is None and raw.get("parentSpanID"):
-            parent = raw["parentSpanID"]
-        start_ns = int(raw.get("startTime") or 0) * 1000
-        process = processes.get(raw.get("processID")) or raw.get("process") or {}
-        yield Span(
-            str(raw.get("traceID", "")).rjust(32, "0"),
-            str(raw.get("spanID", "")).rjust(16, "0"),
-            str(parent).rjust(16, "0") if parent else None,
-            raw.get("operationName", ""),
-            str(tags.get("span.kind") or "internal").upper(),
-            start_ns,
-            start_ns + int(raw.get("duration") or 0) * 1000,
-            {k: v for k, v in tags.items() if k not in _JAEGER_SPECIAL},
-            tags.get("otel.scope.name") or tags.get("otel.library.name"),
-            process.get("serviceName"),
-        )
+def _jaeger_trace(trace: Any, where: str, skipped: _Skipped) -> Iterator[Span]:
+    try:
+        _require(trace, dict, "a trace")
+        processes = _require(trace.get("processes") or {}, dict, "processes")
+        raws = _require(trace.get("spans") or [], list, "spans")
+    except _RECORD_ERRORS as exc:
+        skipped.add_error(where, exc)
+        return
+    for raw in raws:
+        try:
+            span = _jaeger_span(raw, trace.get("traceID"), processes)
+        except _RECORD_ERRORS as exc:
+            skipped.add_error(where, exc)
+            continue
+        yield span
+
+
+def _jaeger_span(raw: Any, trace_id: Any, processes: dict[str, Any]) -> Span:
+    _require(raw, dict, "a span")
+    tags: dict[str, Any] = {}
+    for tag in _require(raw.get("tags") or [], list, "tags"):
+        key = _require(tag, dict, "a tag").get("key")
+        if not isinstance(key, str):
+            raise _Malformed(f"a tag key is {_describe(key)}, expected a string")
+        tags[key] = tag.get("value")
+    parent = None
+    for ref in _require(raw.get("references") or [], list, "references"):
+        if _require(ref, dict, "a reference").get("refType") == "CHILD_OF":
+            parent = _id(ref.get("spanID"), "references.spanID")
+            break
+    if parent is None and raw.get("parentSpanID"):
+        parent = _id(raw["parentSpanID"], "parentSpanID")
+    start_ns = _integer(raw.get("startTime"), "startTime") * 1000
+    process_id = raw.get("processID")
+    process = processes.get(process_id) if isinstance(process_id, str) else None
+    process = _require(process or raw.get("process") or {}, dict, "process")
+    return Span(
+        _id(raw.get("traceID") or trace_id, "traceID").rjust(32, "0"),
+        _id(raw.get("spanID"), "spanID").rjust(16, "0"),
+        parent.rjust(16, "0") if parent else None,
+        _require(raw.get("operationName") or "", str, "operationName"),
+        str(tags.get("span.kind") or "internal").upper(),
+        start_ns,
+        start_ns + _integer(raw.get("duration"), "duration") * 1000,
+        {k: v for k, v in tags.items() if k not in _JAEGER_SPECIAL},
+        _optional_text(tags.get("otel.scope.name") or tags.get("otel.library.name")),
+        _optional_text(process.get("serviceName")),
+    )
 
 
 __all__ = ["EXPECTED", "FORMATS", "SpanFile", "SpanFileError", "detect_format"]

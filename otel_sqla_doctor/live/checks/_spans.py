@@ -70,6 +70,11 @@ def explain_missing_spans(obs: Observations) -> tuple[str, str]:
                 f"your setup raised {wiring.setup_error}: the AsyncEngine itself was passed to instrument() (static rule OSD101 async-engine-passed-to-instrumentor)",
                 "pass the sync engine: SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, ...)",
             )
+        if wiring.setup_error:
+            return (
+                f"your setup raised {wiring.setup_error}, so it stopped before anything instrumented this engine",
+                "fix that error in the setup (the probe runs it as your service starts)",
+            )
         if wiring.module_patched and not wiring.instrumentor_flag:
             return (
                 "instrument() patched SQLAlchemy's engine factories but never finished (its exception was swallowed): the signature of passing the AsyncEngine itself (static rule OSD101 async-engine-passed-to-instrumentor)",

@@ -45,5 +45,11 @@ class QuerySpanEmitted(Check):
             return self.failed(f"no query span: {why}{seen}", fix)
         if span.kind is not SpanKind.CLIENT:
             return self.failed(f"the query span {span.name!r} has kind {span.kind.name}, expected CLIENT", "report this upstream")
+        if obs.wiring.setup_error:
+            return self.failed(
+                f"CLIENT span {span.name!r} was emitted, but your setup raised {obs.wiring.setup_error}: a service that "
+                "starts with this setup stops there (or, where the error is caught, goes on without the rest of the setup)",
+                "fix that error in the setup",
+            )
         where = f"; the query itself failed: {obs.query.error}" if obs.query.error else ""
         return self.passed(f"CLIENT span {span.name!r} (span id {span.context.span_id:016x}) from {span.instrumentation_scope.name}{where}")

@@ -27,8 +27,12 @@ def render_text(report: SpanReport, style: Style, *, verbose: bool = False, titl
     by_code: dict[str, list] = {}
     for finding in report.findings:
         by_code.setdefault(finding.code, []).append(finding)
+    for error in report.errors:
+        lines.append(f"{style(MARKS['fail'], MARK_STYLES['fail'])} {error}")
     failed = 0
-    for code, name in report.checks:
+    if report.checks and not report.checked:  # no ✓ for checks that had nothing to look at
+        lines.append(f"{style(MARKS['skip'], MARK_STYLES['skip'])} {_plural(len(report.checks), 'check')} had no spans to look at")
+    for code, name in report.checks if report.checked else ():
         findings = by_code.get(code, [])
         if not findings:
             lines.append(f"{style(MARKS['pass'], MARK_STYLES['pass'])} {code} {name}")
@@ -57,6 +61,10 @@ def render_text(report: SpanReport, style: Style, *, verbose: bool = False, titl
     if failed:
         total = len(report.findings)
         lines.append(style(f"found issues in {_plural(failed, 'check')} ({_plural(total, 'finding')})", "bold"))
+    elif not report.checked:
+        lines.append(style("nothing was checked: no spans", "bold"))
+    elif report.errors:
+        lines.append(style("no issues found in the spans that were recorded", "bold"))
     else:
         lines.append(style("no issues found", "bold"))
     return "\n".join(lines) + "\n"
@@ -79,4 +87,7 @@ def render_summary(report: SpanReport, style: Style) -> str:
             "dim",
         )
     )
+    lines.extend(f"{style(MARKS['fail'], MARK_STYLES['fail'])} {error}" for error in report.errors)
+    if not report.checked:
+        lines.append(style("nothing was checked: no spans", "bold"))
     return "\n".join(lines) + "\n"
