@@ -18,7 +18,7 @@ RULES: tuple[tuple[str, str, bool, dict], ...] = (
     ('OSD203', 'blocking-span-processor', True, {}),
     ('OSD204', 'tracing-import-failure-swallowed', True, {}),
     ('OSD301', 'interpolated-sql', True, {'strict': False}),
-    ('OSD302', 'attribute-commenter-cardinality', True, {}),
+    ('OSD302', 'attribute-commenter-cardinality', False, {}),
     ('OSD303', 'commenter-defeats-statement-cache', True, {}),
     ('OSD401', 'sync-database-call-in-async-function', True, {}),
     ('OSD402', 'sync-driver-url-in-async-engine', True, {}),
