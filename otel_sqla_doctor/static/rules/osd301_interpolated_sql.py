@@ -148,21 +148,24 @@ def _guard(notes: _FunctionNotes, test: cst.BaseExpression, body, negative_exits
     if not isinstance(subject, cst.Name):
         return
     target = test.comparisons[0]
+    # (collection, block, inside): the check holds inside the block (`if x in ALLOWED:`), or
+    # everywhere but inside it (`if x not in ALLOWED: raise`), or everywhere (`assert`: block None).
     if isinstance(target.operator, cst.In):
-        notes.guarded.setdefault(subject.value, []).append(target.comparator)
+        notes.guarded.setdefault(subject.value, []).append((target.comparator, body, True))
     elif isinstance(target.operator, cst.NotIn) and negative_exits and body is not None:
         exits = any(isinstance(n, (cst.Raise, cst.Return, cst.Continue, cst.Break)) for n in _walk(body))
         if exits:
-            notes.guarded.setdefault(subject.value, []).append(target.comparator)
+            notes.guarded.setdefault(subject.value, []).append((target.comparator, body, False))
 
 
 class _Analyzer:
     """Decides whether an expression is SQL built from values that vary per call."""
 
-    def __init__(self, ctx, env: _Env, depth: int = 0) -> None:
+    def __init__(self, ctx, env: _Env, depth: int = 0, sink: Optional[cst.CSTNode] = None) -> None:
         self.ctx = ctx
         self.env = env
         self.depth = depth
+        self.sink = sink  # the call being judged: allow-list checks hold only where they cover it
         self._notes: dict[int, _FunctionNotes] = {}
         self._active: set[int] = set()
         self._comprehension_names: set[str] = set()
@@ -519,7 +522,10 @@ class _Analyzer:
             return True  # module-level constant, import, builtin
         scope, bindings = hit
         notes = self.notes(scope)
-        if any(self.is_literal_collection(c, depth + 1) for c in notes.guarded.get(name, [])):
+        if any(
+            self.is_literal_collection(collection, depth + 1) and self._guard_holds(block, inside)
+            for collection, block, inside in notes.guarded.get(name, [])
+        ):
             return True
         loops = notes.loops.get(name, [])
         for kind, payload in bindings:
@@ -537,6 +543,13 @@ class _Analyzer:
             else:
                 return False
         return bool(bindings)
+
+    def _guard_holds(self, block, inside: bool) -> bool:
+        """Whether an allow-list check covers the sink being judged (see `_guard`)."""
+        if block is None or self.sink is None:
+            return True
+        within = any(node is self.sink for node in _walk(block))
+        return within if inside else not within
 
     def _constant_loop(self, iterable, depth: int) -> bool:
         if isinstance(iterable, _Items):
@@ -963,7 +976,7 @@ class InterpolatedSql(Rule):
             scopes = [s for s in self.ctx.scopes if s.kind == "function"]
         else:
             scopes = []
-        analyzer = _Analyzer(self.ctx, _Env(scopes, self.ctx.module_scope))
+        analyzer = _Analyzer(self.ctx, _Env(scopes, self.ctx.module_scope), sink=node)
         found = analyzer.interpolation(sql)
         if found is None:
             return
@@ -1316,6 +1329,21 @@ class InterpolatedSql(Rule):
                 await conn.execute(text(convert(name)))  # ERROR
             """,
             note="the same helper, called with a value that varies per call",
+        ),
+        Invalid(
+            """
+            import sqlalchemy as sa
+
+            KEEP = {"PERSON": {}, "ORG": {}}
+
+            def prune(conn):
+                for id_name, attributes in conn.execute(sa.text("SELECT id_name, attributes FROM kind")).all():
+                    if id_name not in KEEP:
+                        conn.execute(sa.text(f"DELETE FROM kind WHERE id_name = '{id_name}'"))  # ERROR
+                        continue
+                    conn.execute(sa.text(f"UPDATE kind SET seen = true WHERE id_name = '{id_name}'"))
+            """,
+            note="inside `if x not in ALLOWED:` the value is exactly one the allow-list does not hold",
         ),
         Invalid(
             """
