@@ -23,6 +23,27 @@ app = typer.Typer(
 )
 
 
+def _plain_argument_metavars() -> None:
+    """typer prints an argument's Python type after its name (`PATH <list[Path]>`); an argument
+    that names its metavar (every one of ours does) shows that alone, as options do."""
+    try:
+        from typer.core import TyperArgument
+    except ImportError:  # pragma: no cover
+        return
+    original = getattr(TyperArgument, "display_type_rich", None)
+    if original is None or getattr(original, "_doctor_plain", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.metavar is not None else original(self, ctx)
+
+    display_type_rich._doctor_plain = True
+    TyperArgument.display_type_rich = display_type_rich
+
+
+_plain_argument_metavars()
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"otel-sqla-doctor {__version__}")
@@ -49,6 +70,7 @@ def _register() -> None:
     app.command(name="spans")(spans.spans_command)
     app.command(
         name="trace",
+        options_metavar="[OPTIONS] -- COMMAND [ARGS]...",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(spans.trace_command)
 

@@ -94,6 +94,8 @@ class ScanResult:
     show_unused_suppressions: bool = False
     # display path -> content digest of the exact bytes the scan read (--fix edits only those).
     digests: dict = field(default_factory=dict)
+    # Per-file notes that do not make the run fail (a big file that does not mention the stack).
+    notices: list[FileError] = field(default_factory=list)
 
     def to_dict(self, version: str) -> dict:
         return {
@@ -101,6 +103,7 @@ class ScanResult:
             "findings": [f.to_dict() for f in self.findings],
             "files_scanned": self.files_scanned,
             "errors": [e.to_dict() for e in self.errors],
+            **({"notices": [n.to_dict() for n in self.notices]} if self.notices else {}),
             **(
                 {"unused_ignores": [{"path": p, "line": s.line, "column": s.column, "comment": s.describe()} for p, s in self.unused_suppressions]}
                 if self.show_unused_suppressions

@@ -3,9 +3,11 @@
 The instrumentation declares a range in `package.py` (`_instruments`, also published as the
 `instruments` extra of its metadata). `BaseInstrumentor.instrument()` checks the installed
 SQLAlchemy against it and, outside the range, instruments nothing: it returns None, raises
-nothing and logs one ERROR line (ground truth, Finding 0). This module is the one place that
+nothing and logs one ERROR line (reproduced by tests/rules/test_osd107_live.py in the
+otel-sqla-doctor repository). This module is the one place that
 knows those ranges, with where each one comes from; the static rule OSD107 and the live probe
-read it from here.
+read it from here. `scripts/refresh_versions.py` (in the repository) refreshes the tables from
+PyPI and prints what changed.
 
 Pure data plus two small helpers; `packaging` (a dependency of opentelemetry-instrumentation)
 is imported only when a helper runs.
@@ -31,6 +33,7 @@ class DeclaredRange:
 
 
 # Oldest first. `last` of the newest entry is the newest release the doctor has checked.
+# Refreshed by scripts/refresh_versions.py, which also sets INSTRUMENTATION_TABLE_DATE.
 SQLALCHEMY_INSTRUMENTATION_RANGES: tuple[DeclaredRange, ...] = (
     DeclaredRange(
         first="0.0",
@@ -43,21 +46,27 @@ SQLALCHEMY_INSTRUMENTATION_RANGES: tuple[DeclaredRange, ...] = (
     ),
     DeclaredRange(
         first="0.50b0",
-        last="0.66b1",
+        last="0.66b2",
         sqlalchemy=">=1.0.0,<2.1.0",
         source=(
             'PR open-telemetry/opentelemetry-python-contrib#2971 (0.50b0) set `("sqlalchemy >= 1.0.0, < 2.1.0",)`; '
-            "0.66b1's installed package.py and its `instruments` extra (Requires-Dist) declare it, and upstream "
-            "main still did on 2026-08-21 (ground truth, Finding 0)"
+            "0.66b1's and 0.66b2's package.py and their `instruments` extra (Requires-Dist) declare it "
+            "(0.66b2's wheel read on 2026-11-29)"
         ),
     ),
 )
 
-# The newest instrumentation release known here: what an unpinned requirement resolves to today.
+# The day PyPI was last read for the table above: "the newest release" means the newest one on
+# that day, and every message that relies on it says "as of" this date.
+INSTRUMENTATION_TABLE_DATE = "2026-11-29"
+
+# The newest instrumentation release known here: what an unpinned requirement resolved to on
+# INSTRUMENTATION_TABLE_DATE.
 NEWEST_INSTRUMENTATION = SQLALCHEMY_INSTRUMENTATION_RANGES[-1].last
 
-# The newest release of each SQLAlchemy series when the ground truth was measured (2026-11-22):
-# what a resolver picks today for a requirement that allows the series.
+# The newest release of each SQLAlchemy series on SQLALCHEMY_TABLE_DATE: what a resolver picked on
+# that day for a requirement that allows the series.
+SQLALCHEMY_TABLE_DATE = "2026-11-29"
 SQLALCHEMY_NEWEST_BY_SERIES: dict[str, str] = {
     "1.3": "1.3.24",
     "1.4": "1.4.54",

@@ -43,6 +43,25 @@ def _stdout_to_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+def _selected_checks(select: Optional[list[str]]) -> Optional[frozenset[str]]:
+    """The codes `--select` names (codes, code prefixes such as OSD50, or names), or None for
+    all; a selector that names no check of the probe is a usage error, never an empty report."""
+    if not select:
+        return None
+    from otel_sqla_doctor.errors import UsageError
+    from otel_sqla_doctor.live.checks import ALL_CHECKS
+
+    chosen: set[str] = set()
+    for selector in (part.strip() for item in select for part in item.split(",")):
+        if not selector:
+            continue
+        matched = {c.code for c in ALL_CHECKS if c.code.startswith(selector.upper()) or c.name == selector.lower()}
+        if not matched:
+            raise UsageError(f"--select: {selector!r} is not a check of the probe (its checks are {ALL_CHECKS[0].code}-{ALL_CHECKS[-1].code}; see `doctor rules`)")
+        chosen |= matched
+    return frozenset(chosen) if chosen else None
+
+
 def probe_command(
     dsn: Annotated[
         Optional[str],
@@ -55,16 +74,17 @@ def probe_command(
     *,
     engine: Annotated[
         Optional[str],
-        typer.Option("--engine", help="Probe your own AsyncEngine instead: package.module:attribute.", show_default=False),
+        typer.Option("--engine", metavar="MODULE:ATTR", help="Probe your own AsyncEngine instead: package.module:attribute.", show_default=False),
     ] = None,
     setup: Annotated[
         Optional[str],
-        typer.Option("--setup", help="Your tracing setup, run before the engine is imported: package.module:callable.", show_default=False),
+        typer.Option("--setup", metavar="MODULE:CALLABLE", help="Your tracing setup, run before the engine is imported: package.module:callable.", show_default=False),
     ] = None,
     app_dir: Annotated[
         Optional[Path],
         typer.Option(
             "--app-dir",
+            metavar="PATH",
             help="The application's directory: --engine/--setup are imported from it, and its environment is looked for from it (default: the current directory).",
             show_default=False,
         ),
@@ -73,6 +93,7 @@ def probe_command(
         Optional[str],
         typer.Option(
             "--python",
+            metavar="PYTHON",
             help="Run the checks in the application's interpreter (a path, a virtualenv directory or a name on PATH). "
             "Default: the active virtualenv, else the project's .venv/venv or Poetry env, else the doctor's own (the report says which).",
             show_default=False,
@@ -82,17 +103,22 @@ def probe_command(
         float,
         typer.Option(
             "--timeout",
+            metavar="SECONDS",
             help="Seconds allowed for connecting, for each statement, and for each step of your code (importing and "
             "running --setup, importing and calling --engine); from 0.1 to 3600.",
         ),
     ] = 5.0,
     output_format: Annotated[
         OutputFormat,
-        typer.Option("--format", help="Report format.", case_sensitive=False),
+        typer.Option("--format", "-f", metavar="FORMAT", help="Report format: text or json.", case_sensitive=False),
     ] = OutputFormat.text,
+    select: Annotated[
+        Optional[list[str]],
+        typer.Option("--select", metavar="CODES", show_default=False, help="Report only these checks (OSD5xx codes, code prefixes or names; repeat or comma-separate)."),
+    ] = None,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout.", show_default=False),
+        typer.Option("--output", "-o", metavar="PATH", help="Write the report to this file instead of stdout.", show_default=False),
     ] = None,
 ) -> None:
     """Connect, run a probe query through an instrumented engine, and check spans and SQL comments.
@@ -114,6 +140,7 @@ def probe_command(
     from otel_sqla_doctor.live.runner import validate_options
     from otel_sqla_doctor.report.style import Style, use_colour
 
+    selected = _selected_checks(select)
     validate_options(dsn, engine, setup, app_dir, timeout)
     if app_dir is not None and not app_dir.is_dir():
         from otel_sqla_doctor.errors import UsageError
@@ -123,6 +150,10 @@ def probe_command(
     with _stdout_to_stderr() if engine else contextlib.nullcontext():
         report = probe(dsn, engine_ref=engine, setup_ref=setup, app_dir=app_dir, timeout=timeout, python=interpreter)
 
+    if selected is not None:
+        import dataclasses
+
+        report = dataclasses.replace(report, checks=tuple(c for c in report.checks if c.code in selected))
     style = Style(output is None and output_format is OutputFormat.text and use_colour(sys.stdout))
     content = render_json(report) if output_format is OutputFormat.json else render_text(report, style)
     if output is not None:

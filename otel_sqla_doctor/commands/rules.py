@@ -11,7 +11,7 @@ import typer
 
 def rules_command(
     *,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="Output format: text or json.")] = "text",
 ) -> None:
     """List every rule (and the probe's checks and span detectors): code, name, family, fix, default."""
     from otel_sqla_doctor.docs import all_rows
@@ -35,13 +35,26 @@ def rules_command(
 
 
 def explain_command(
-    code: Annotated[str, typer.Argument(help="A rule code (OSD301) or name (interpolated-sql).")],
+    code: Annotated[str, typer.Argument(metavar="CODE", show_default=False, help="A rule code (OSD301) or name (interpolated-sql).")],
+    *,
+    output_format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help="Output format: text or json.")] = "text",
 ) -> None:
     """Show the full documentation of one rule."""
-    from otel_sqla_doctor.docs import explain, find_check
+    from otel_sqla_doctor.docs import all_rows, explain, find_check
     from otel_sqla_doctor.errors import UsageError
 
-    if find_check(code) is None:
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--format: expected text or json, got {output_format!r}")
+    check = find_check(code)
+    if check is None:
         raise UsageError(f"unknown rule {code!r} (see `doctor rules`)")
+    if output_format == "json":
+        from otel_sqla_doctor import __version__
+
+        resolved = check["code"] if isinstance(check, dict) else check.CODE
+        row = next((r for r in all_rows() if r["code"] == resolved), {"code": resolved})
+        data = {"version": __version__, **row, "explanation": explain(code)}
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        raise typer.Exit(0)
     sys.stdout.write(explain(code))
     raise typer.Exit(0)

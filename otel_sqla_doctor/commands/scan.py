@@ -18,31 +18,37 @@ class OutputFormat(str, Enum):
 
 
 def scan_command(
-    paths: Annotated[Optional[List[Path]], typer.Argument(help="Files or directories to scan (default: the current directory).")] = None,
+    paths: Annotated[Optional[List[Path]], typer.Argument(metavar="PATH", help="Files or directories to scan (default: the current directory).", show_default=False)] = None,
     *,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.text,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")] = None,
-    select: Annotated[Optional[List[str]], typer.Option("--select", help="Only these rules (codes, prefixes like OSD3, or names; comma-separated).")] = None,
-    extend_select: Annotated[Optional[List[str]], typer.Option("--extend-select", help="Add these rules to the selection (e.g. opt-in ones).")] = None,
-    ignore: Annotated[Optional[List[str]], typer.Option("--ignore", help="Skip these rules.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="Read settings from this pyproject.toml only.")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", metavar="FORMAT", help="Report format: text, json, sarif or github.")] = OutputFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", help="Write the report to this file instead of stdout.", show_default=False)] = None,
+    select: Annotated[Optional[List[str]], typer.Option("--select", metavar="CODES", show_default=False, help="Only these rules (codes, prefixes like OSD3, or names; comma-separated).")] = None,
+    extend_select: Annotated[Optional[List[str]], typer.Option("--extend-select", metavar="CODES", show_default=False, help="Add these rules to the selection (e.g. opt-in ones).")] = None,
+    ignore: Annotated[Optional[List[str]], typer.Option("--ignore", metavar="CODES", show_default=False, help="Skip these rules.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", metavar="PATH", show_default=False, help="Read settings from this pyproject.toml only.")] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Apply safe fixes in place.")] = False,
     unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="With --fix or --diff: also apply fixes that may change behaviour.")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="Print the fixes as a unified diff; write nothing.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Worker processes (default: one per core).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", metavar="N", min=1, show_default=False, help="Worker processes (default: one per core).")] = None,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when problems are found.")] = False,
     statistics: Annotated[bool, typer.Option("--statistics", help="Show counts per rule.")] = False,
     report_unused_ignores: Annotated[bool, typer.Option("--report-unused-ignores", help="List `# doctor: ignore` comments that silence nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the findings, no hints.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail: configuration sources and timings.")] = False,
 ) -> None:
-    """Find tracing mistakes in a repository without running it."""
+    """Find tracing mistakes in a repository without running it.
+
+    Exit codes: 0 no problems found (or --exit-zero); 1 problems found (findings, files that could
+    not be read or parsed, fixes that could not be applied, a non-empty --diff); 2 usage or
+    configuration error; 130 interrupted (Ctrl-C).
+    """
     import time
 
     from otel_sqla_doctor import api
 
     started = time.perf_counter()
+    _refuse_ignored_flags(output_format=output_format, fix=fix, diff=diff, unsafe_fixes=unsafe_fixes)
     targets = list(paths or [Path(".")])
     missing = [str(p) for p in targets if not p.exists()]
     if missing:
@@ -89,6 +95,12 @@ def scan_command(
         for path, reason in outcome.problems:
             typer.echo(f"doctor: {path}: {reason}", err=True)
 
+    if not quiet:
+        from otel_sqla_doctor.static.suppressions import known_codes, unknown_codes
+
+        for line in unknown_codes(result.unused_suppressions, known_codes()):
+            typer.echo(f"doctor: warning: {line}", err=True)
+
     if diff:
         rendered = result.diff
     else:
@@ -117,6 +129,16 @@ def scan_command(
     raise typer.Exit(1 if (result.findings or unused or result.errors) and not exit_zero else 0)
 
 
+def _refuse_ignored_flags(*, output_format, fix: bool, diff: bool, unsafe_fixes: bool) -> None:
+    """A flag that would change nothing is a usage error, never silently dropped."""
+    from otel_sqla_doctor.errors import UsageError
+
+    if diff and output_format != OutputFormat.text:
+        raise UsageError(f"--diff prints a unified diff, not a report: it cannot be combined with --format {output_format.value}")
+    if unsafe_fixes and not (fix or diff):
+        raise UsageError("--unsafe-fixes only applies with --fix or --diff (add one of them)")
+
+
 def _plan(api, targets, config, flags) -> list:
     """(config, paths to scan, files to report on) per project. Given only files (pre-commit
     passes the changed ones), each file is scanned with its whole project, so names resolve across
@@ -143,6 +165,7 @@ def _merge(results: list):
     )
     merged.unused_suppressions = [u for r in results for u in r.unused_suppressions]
     merged.digests = {path: digest for r in results for path, digest in r.digests.items()}
+    merged.notices = sorted({n for r in results for n in r.notices})
     return merged
 
 

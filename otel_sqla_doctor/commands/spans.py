@@ -21,6 +21,8 @@ class OutputFormat(str, Enum):
     summary = "summary"
 
 
+_COMMAND_NOT_FOUND = 127  # the shell's exit code for a command that does not exist
+
 _THRESHOLD_HELP = "OSD601: this many identical sibling statements under one parent make an N+1."
 _LITERAL_HELP = "OSD602: this many distinct literal values in one statement shape mean interpolated SQL."
 _GAP_HELP = "OSD605: a wait before the first query at least this long (ms) is a pool-wait candidate."
@@ -81,17 +83,17 @@ def _refuse_files_without_spans(report) -> None:
 
 
 def spans_command(
-    files: Annotated[list[Path], typer.Argument(help="Span files: OTLP JSON (lines or one document), console exporter output, or a Jaeger JSON export.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Span files: OTLP JSON (lines or one document), console exporter output, or a Jaeger JSON export.", show_default=False)],
     *,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.text,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file instead of stdout.", dir_okay=False)] = None,
-    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", help=_THRESHOLD_HELP, min=2)] = 5,
-    literal_threshold: Annotated[int, typer.Option("--literal-threshold", help=_LITERAL_HELP, min=2)] = 3,
-    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", help=_GAP_HELP, min=0)] = 100.0,
-    select: Annotated[Optional[list[str]], typer.Option("--select", help=_SELECT_HELP)] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help=_IGNORE_HELP)] = None,
-    traces: Annotated[int, typer.Option("--traces", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", metavar="FORMAT", help="Output format: text, json or summary.")] = OutputFormat.text,
+    html: Annotated[Optional[Path], typer.Option("--html", metavar="PATH", show_default=False, help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", show_default=False, help="Write the report to this file instead of stdout.", dir_okay=False)] = None,
+    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", metavar="N", help=_THRESHOLD_HELP, min=2)] = 5,
+    literal_threshold: Annotated[int, typer.Option("--literal-threshold", metavar="N", help=_LITERAL_HELP, min=2)] = 3,
+    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", metavar="MS", help=_GAP_HELP, min=0)] = 100.0,
+    select: Annotated[Optional[list[str]], typer.Option("--select", metavar="CODES", show_default=False, help=_SELECT_HELP)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", metavar="CODES", show_default=False, help=_IGNORE_HELP)] = None,
+    traces: Annotated[int, typer.Option("--traces", metavar="N", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
 ) -> None:
     """Analyse exported spans: N+1 queries, interpolated SQL, doubled instrumentation, pool waits (OSD6xx)."""
@@ -125,16 +127,16 @@ def trace_command(
     ctx: typer.Context,
     *,
     instrument: Annotated[bool, typer.Option("--instrument", help="Also install a TracerProvider and instrument SQLAlchemy correctly (sqlalchemy.ext.asyncio imported before instrument()).")] = False,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format of the analysis.")] = OutputFormat.text,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the analysis to this file instead of stderr.", dir_okay=False)] = None,
-    save_spans: Annotated[Optional[Path], typer.Option("--save-spans", help="Keep the recorded spans (OTLP JSON lines) in this file, for `doctor spans` later.", dir_okay=False)] = None,
-    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", help=_THRESHOLD_HELP, min=2)] = 5,
-    literal_threshold: Annotated[int, typer.Option("--literal-threshold", help=_LITERAL_HELP, min=2)] = 3,
-    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", help=_GAP_HELP, min=0)] = 100.0,
-    select: Annotated[Optional[list[str]], typer.Option("--select", help=_SELECT_HELP)] = None,
-    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help=_IGNORE_HELP)] = None,
-    traces: Annotated[int, typer.Option("--traces", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", metavar="FORMAT", help="Output format of the analysis: text, json or summary.")] = OutputFormat.text,
+    html: Annotated[Optional[Path], typer.Option("--html", metavar="PATH", show_default=False, help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="PATH", show_default=False, help="Write the analysis to this file instead of stderr.", dir_okay=False)] = None,
+    save_spans: Annotated[Optional[Path], typer.Option("--save-spans", metavar="PATH", show_default=False, help="Keep the recorded spans (OTLP JSON lines) in this file, for `doctor spans` later.", dir_okay=False)] = None,
+    n_plus_one_threshold: Annotated[int, typer.Option("--n-plus-one-threshold", metavar="N", help=_THRESHOLD_HELP, min=2)] = 5,
+    literal_threshold: Annotated[int, typer.Option("--literal-threshold", metavar="N", help=_LITERAL_HELP, min=2)] = 3,
+    pool_gap_ms: Annotated[float, typer.Option("--pool-gap-ms", metavar="MS", help=_GAP_HELP, min=0)] = 100.0,
+    select: Annotated[Optional[list[str]], typer.Option("--select", metavar="CODES", show_default=False, help=_SELECT_HELP)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", metavar="CODES", show_default=False, help=_IGNORE_HELP)] = None,
+    traces: Annotated[int, typer.Option("--traces", metavar="N", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
 ) -> None:
     """Run a command (after --) with every span recorded, then analyse them.
@@ -142,6 +144,9 @@ def trace_command(
     The command's stdin, stdout, stderr and exit code pass through unchanged; the analysis goes to
     stderr after it ends (or to --output). Python processes started by the command record too.
     Example: doctor trace --instrument -- pytest -x tests/
+
+    Exit codes: the command's own when it fails; else 0 nothing found, 1 findings; 2 usage error;
+    127 the command was not found.
     """
     from otel_sqla_doctor.errors import UsageError
     from otel_sqla_doctor.spans.runner import run_traced
@@ -153,7 +158,12 @@ def trace_command(
 
     # Before the command runs: a bad output path must not cost (or repeat) the user's run.
     check_outputs({"the report": output, "the HTML report": html, "the recorded spans": save_spans})
-    outcome = run_traced(command, instrument=instrument, save_spans=save_spans)
+    try:
+        outcome = run_traced(command, instrument=instrument, save_spans=save_spans)
+    except UsageError as exc:
+        if str(exc).startswith("command not found:"):
+            exc.exit_code = _COMMAND_NOT_FOUND  # as a shell says it: `doctor trace -- typo` is no usage error of ours
+        raise
     try:
         report = _analyze(
             outcome.span_files,

@@ -65,8 +65,8 @@ def _instrumentation_release(deps: list) -> tuple[str, str]:
     specifiers = [d.specifier for d in declared if d.specifier]
     newest, _ = _newest(specifiers, set(versions.instrumentation_releases()))
     if declared and newest:
-        return newest, f"the newest release that {', '.join(sorted(f'`{d.text}`' for d in declared))} allows"
-    return versions.NEWEST_INSTRUMENTATION, "not pinned in the dependency files: the newest release"
+        return newest, f"the newest release that {', '.join(sorted(f'`{d.text}`' for d in declared))} allows as of {versions.INSTRUMENTATION_TABLE_DATE}"
+    return versions.NEWEST_INSTRUMENTATION, f"not pinned in the dependency files: the newest release as of {versions.INSTRUMENTATION_TABLE_DATE}"
 
 
 def read_declared(project: Path | None) -> DeclaredVerdict | None:

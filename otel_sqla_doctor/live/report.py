@@ -9,7 +9,11 @@ from otel_sqla_doctor.report.style import MARK_STYLES, MARKS, Style
 
 
 def render_json(report: ProbeReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    from otel_sqla_doctor import __version__
+
+    data = report.to_dict()
+    data["version"] = __version__  # the envelope of `scan` and `spans` too: the doctor's version, a string
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_text(report: ProbeReport, style: Style) -> str:

@@ -4,7 +4,7 @@ The instrumentation leaves fingerprints that tell the wiring mistakes apart: an 
 registered as a `before_cursor_execute` listener on the sync engine (one per tracer), the
 instrumentor's singleton flag, and wrapt wrappers on the module-level engine factories. A
 failed `instrument(engine=async_engine)` patches the factories and then raises before it sets
-the flag (ground truth row 1): wrappers present, flag off, no tracer on the engine.
+the flag (tests/rules/test_osd101_live.py): wrappers present, flag off, no tracer on the engine.
 """
 
 from __future__ import annotations

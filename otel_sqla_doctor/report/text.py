@@ -23,6 +23,8 @@ def render(result: ScanResult, *, colour: bool = False, quiet: bool = False, ver
                 lines.append(f"    {style(kind + ':', 'green' if f.fix.safe else 'yellow')} {f.fix.description}")
     for e in result.errors:
         lines.append(f"{style(MARKS['error'], 'red')} {style(e.path, 'bold')}: {style('error', 'red')}: {e.message}")
+    for n in getattr(result, "notices", ()):
+        lines.append(f"{style(MARKS['info'], 'cyan')} {style(n.path, 'bold')}: {style('notice', 'cyan')}: {n.message}")
     if result.show_unused_suppressions:
         for path, suppression in result.unused_suppressions:
             lines.append(f"{style(MARKS['info'], 'cyan')} {path}:{suppression.line}:{suppression.column}: unused suppression `{suppression.describe()}` silences nothing")
@@ -42,6 +44,8 @@ def summary_line(result: ScanResult, style: Style) -> str:
     files = len({f.path for f in result.findings})
     scanned = f"{result.files_scanned} file{'s' if result.files_scanned != 1 else ''} scanned"
     errors = f", {len(result.errors)} could not be read" if result.errors else ""
+    notices = getattr(result, "notices", ())
+    errors += f", {len(notices)} skipped as too large" if notices else ""
     if not result.findings:
         return style(f"No problems found ({scanned}{errors}).", "green")
     n = len(result.findings)

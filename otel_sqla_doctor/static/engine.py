@@ -35,6 +35,8 @@ INDEX_WORDS = (
     b"asyncmy",
 )
 MAX_FILE_BYTES = 4_000_000
+# `extend-exclude` hint shown for a file over MAX_FILE_BYTES.
+_EXCLUDE_HINT = 'add it to `extend-exclude` under [tool.otel-sqla-doctor] if it is generated or vendored'
 PARALLEL_THRESHOLD = 24  # below this many files to parse, a process pool costs more than it saves
 PATH_ROLES_KEY = "path-roles"  # in the options handed to workers, beside the rule codes
 CACHE_DIR = ".otel_sqla_doctor_cache"
@@ -189,6 +191,79 @@ def _collect(module, data: bytes, facts, indexer, rules, errors: list[str]) -> d
 # CPython's own parser refuses such nesting cheaply (RecursionError, about 3,000 levels), and a
 # file Python cannot compile cannot run. Nesting needs bytes, so small files are never at risk.
 DEEP_NESTING_MIN_BYTES = 12_000
+
+
+class _Progress:
+    """`scanning N/M files` on stderr, redrawn in place with \\r.
+
+    Only on a terminal, never when the CI environment variable is set (CI logs keep every \\r), and
+    only once the scan has run for DELAY seconds: short scans print nothing extra."""
+
+    DELAY = 1.0
+    INTERVAL = 0.1
+
+    def __init__(self, total: int, stream=None) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.stream = stream if stream is not None else sys.stderr
+        self.total = total
+        self.done = 0
+        self.running = 0
+        self.start = self._clock()
+        self.last = 0.0
+        self.width = 0
+        try:
+            tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            tty = False
+        self.enabled = total > 0 and tty and not os.environ.get("CI")
+
+    def tick(self, done: int = 1, pending: int = 0) -> None:
+        self.done += done
+        self.running = self.running + pending if pending else 0
+        if not self.enabled:
+            return
+        now = self._clock()
+        if now - self.start < self.DELAY or now - self.last < self.INTERVAL:
+            return
+        self.last = now
+        text = f"scanning {min(self.done + self.running, self.total)}/{self.total} files"
+        self._write("\r" + text.ljust(self.width))
+        self.width = len(text)
+
+    def close(self) -> None:
+        if self.width:
+            self._write("\r" + " " * self.width + "\r")
+            self.width = 0
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.enabled = False
+
+
+def _mentions_stack(path: Path, chunk: int = 1 << 20) -> Optional[str]:
+    """The first INDEX_WORDS word a file mentions (any case), read in chunks; None when it names none.
+
+    A file that cannot be read counts as mentioning the stack: better a failed run than a silent gap."""
+    overlap = max(len(w) for w in INDEX_WORDS) - 1
+    tail = b""
+    try:
+        with path.open("rb") as handle:
+            while True:
+                block = handle.read(chunk)
+                if not block:
+                    return None
+                window = (tail + block).lower()
+                for word in INDEX_WORDS:
+                    if word in window:
+                        return word.decode()
+                tail = window[-overlap:]
+    except OSError:
+        return "sqlalchemy"
 
 
 def _too_deep_for_libcst(data: bytes) -> Optional[str]:
@@ -346,6 +421,7 @@ class Scanner:
         from otel_sqla_doctor.static.index import ProjectFiles, ProjectIndex
 
         files, project_texts, errors = self.collect(targets)
+        self.notices: list[FileError] = []
         self.digests: dict[str, str] = {}
         outcomes: dict[str, dict] = {}
         suppression_texts: dict[str, str] = {}
@@ -355,7 +431,12 @@ class Scanner:
             try:
                 size = path.stat().st_size
                 if size > MAX_FILE_BYTES:
-                    errors.append(FileError(self.display(relative), f"skipped: {size // 1_000_000} MB is over the {MAX_FILE_BYTES // 1_000_000} MB limit"))
+                    too_big = f"skipped: {size / 1_000_000:.1f} MB is over the {MAX_FILE_BYTES // 1_000_000} MB limit"
+                    mentioned = _mentions_stack(path)
+                    if mentioned:  # it may hold the wiring: the scan is incomplete, and says so
+                        errors.append(FileError(self.display(relative), f"{too_big}, and it mentions `{mentioned}`, so it was not checked; {_EXCLUDE_HINT}"))
+                    else:  # generated data, a vendored bundle: nothing the rules look at
+                        self.notices.append(FileError(self.display(relative), f"{too_big} (it mentions neither SQLAlchemy nor OpenTelemetry); {_EXCLUDE_HINT}"))
                     continue
                 data = path.read_bytes()
             except OSError as exc:
@@ -381,21 +462,25 @@ class Scanner:
             # (rounds two and three). A rule's own words then decide whether it visits a file.
             return any(w in data for w in INDEX_WORDS)
 
-        first = [(r, p, d) for r, p, d in pending if wanted_first(d)]
-        rest = [(r, p, d) for r, p, d in pending if not wanted_first(d)]
-        self._analyze(first, outcomes, cache)
-        # Second round: files that import a module the first round found (routes importing
-        # `get_db` from `app.db`), so names resolve across modules.
-        pattern = _importer_pattern(outcomes)
-        if pattern is not None and rest:
-            second = [(r, p, d) for r, p, d in rest if pattern.search(d)]
-            self._analyze(second, outcomes, cache)
-        # Third round: project modules those files import (a settings module holding the
-        # database URL, a helper module returning SQL), so values resolve across modules.
-        imported = _imported_modules(outcomes)
-        if imported:
-            third = [(r, p, d) for r, p, d in rest if r not in outcomes and not imported.isdisjoint(_module_names(r))]
-            self._analyze(third, outcomes, cache)
+        self._progress = _Progress(len(pending))
+        try:
+            first = [(r, p, d) for r, p, d in pending if wanted_first(d)]
+            rest = [(r, p, d) for r, p, d in pending if not wanted_first(d)]
+            self._analyze(first, outcomes, cache)
+            # Second round: files that import a module the first round found (routes importing
+            # `get_db` from `app.db`), so names resolve across modules.
+            pattern = _importer_pattern(outcomes)
+            if pattern is not None and rest:
+                second = [(r, p, d) for r, p, d in rest if pattern.search(d)]
+                self._analyze(second, outcomes, cache)
+            # Third round: project modules those files import (a settings module holding the
+            # database URL, a helper module returning SQL), so values resolve across modules.
+            imported = _imported_modules(outcomes)
+            if imported:
+                third = [(r, p, d) for r, p, d in rest if r not in outcomes and not imported.isdisjoint(_module_names(r))]
+                self._analyze(third, outcomes, cache)
+        finally:
+            self._progress.close()
         if cache is not None:
             cache.save()
             cache = None
@@ -443,6 +528,10 @@ class Scanner:
             suppression_texts = {p: t for p, t in suppression_texts.items() if p in report_only}
         findings, unused = suppressions.apply(findings, suppression_texts)
         result = ScanResult(findings=sorted(set(findings)), files_scanned=len(files), errors=sorted(set(errors)))
+        notices = list(getattr(self, "notices", []))
+        if report_only is not None:
+            notices = [n for n in notices if n.path in report_only]
+        result.notices = sorted(set(notices), key=lambda n: (n.path, n.message))
         result.unused_suppressions = unused
         result.digests = dict(getattr(self, "digests", {}))
         return result
@@ -454,14 +543,22 @@ class Scanner:
             cached = cache.get(relative, key) if cache else None
             if cached is not None:
                 outcomes[relative] = cached
+                self._tick()
                 continue
             module, is_package = discovery.module_name(path.resolve() if not path.is_symlink() else path, self.root)
             todo.append(FileJob(str(path), relative, module, is_package, key))
         for job, outcome in zip(todo, self._run(todo)):
             outcomes[job.relative] = outcome
+            self._tick()
             # Internal errors are not cached: the next run (or version) may not have the bug.
             if cache is not None and not outcome.get("transient") and not (outcome.get("error") or "").startswith("internal error"):
                 cache.put(job.relative, job.key, outcome)
+
+    def _tick(self, shown_only: bool = False) -> None:
+        """One more file analysed. `shown_only`: while parsing, only redraw (counted when collected)."""
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.tick(0 if shown_only else 1, pending=1 if shown_only else 0)
 
     def _run(self, todo: list[FileJob]) -> list[dict]:
         workers = self.jobs or os.cpu_count() or 1
@@ -469,6 +566,7 @@ class Scanner:
             outcomes = []
             for job in todo:
                 outcomes.append(analyze_file(job, self.codes, self.options))
+                self._tick(shown_only=True)
                 interrupts.check()
             return outcomes
         import multiprocessing
@@ -479,7 +577,10 @@ class Scanner:
         # workers at once, where the executor would finish every chunk already handed out.
         pool = context.Pool(workers, initializer=interrupts.ignore_in_worker)
         try:
-            outcomes = pool.map(_analyze_star, [(job, self.codes, self.options) for job in todo], chunksize=chunk)
+            outcomes = []
+            for outcome in pool.imap(_analyze_star, [(job, self.codes, self.options) for job in todo], chunksize=chunk):
+                outcomes.append(outcome)  # imap keeps the order, and lets the progress line move
+                self._tick(shown_only=True)
         except BaseException:
             pool.terminate()
             pool.join()

@@ -109,6 +109,7 @@ class ModuleFacts:
     imports: list = field(default_factory=list)  # ImportSite
     has_async_def: bool = False
     has_main_guard: bool = False  # an `if __name__ == "__main__":` block: started as a script
+    enum_classes: tuple = ()  # module-level classes deriving from an Enum (StrEnum, IntEnum, ...)
     mentions: tuple = ()  # notable words found in the raw bytes (see indexer.MENTION_WORDS)
 
     def to_json(self) -> dict:

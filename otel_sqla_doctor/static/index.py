@@ -307,6 +307,14 @@ class ProjectIndex:
             found.add(facts.path)
         return frozenset(found)
 
+    def is_enum_class(self, qualname: str) -> bool:
+        """A class of the project deriving from an Enum: its members are a fixed set of values."""
+        value = self.value(("ref", qualname))  # through re-exports to where the class is defined
+        if value and value[0] == "class":
+            qualname = value[1]
+        split = self._split(known.canonical(qualname))
+        return bool(split and split[1] in split[0].enum_classes)
+
     def uses_argument_for_database(self, qualname: str, where, depth: int = 0) -> bool:
         """Whether calling `qualname` with a Session at `where` (a position or a keyword) runs
         database methods on it, there or in the helpers it hands it to (three calls deep)."""

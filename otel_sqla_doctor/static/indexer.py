@@ -140,6 +140,10 @@ class Indexer:
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         scope = self.ctx.scopes[-1]
+        if len(self.ctx.scopes) == 2:
+            bases = [(dotted_name(b.value) or "").rsplit(".", 1)[-1] for b in node.bases]
+            if any(b.endswith("Enum") or b in self.facts.enum_classes for b in bases):
+                self.facts.enum_classes += (node.name.value,)
         # Class attributes of module-level classes: `Settings.DATABASE_URL = "postgresql://..."`.
         if len(self.ctx.scopes) == 2:
             for name in scope.bindings:

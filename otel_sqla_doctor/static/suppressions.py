@@ -82,3 +82,21 @@ def apply(findings: list[Finding], texts: dict[str, str]) -> tuple[list[Finding]
             elif suppression.codes is not None and suppression.codes - suppression.used:
                 unused.append((path, Suppression(suppression.line, suppression.column, frozenset(suppression.codes - suppression.used), suppression.covers)))
     return kept, unused
+
+
+def unknown_codes(unused: list[tuple[str, Suppression]], known: frozenset[str]) -> list[str]:
+    """One warning line (without the `doctor: warning:` prefix) per code in a `# doctor: ignore[...]`
+    comment that names no rule: a typo there silences nothing, so it is never silent itself.
+    Only unused suppressions can hold one, since an unknown code matches no finding."""
+    lines: list[str] = []
+    for path, suppression in unused:
+        for code in sorted(suppression.codes or ()):
+            if code not in known:
+                lines.append(f"{path}:{suppression.line}:{suppression.column}: unknown rule code {code!r} in `# doctor: ignore[...]` (see `doctor rules`)")
+    return lines
+
+
+def known_codes() -> frozenset[str]:
+    from otel_sqla_doctor.static.rules import all_rules
+
+    return frozenset(rule.CODE for rule in all_rules())

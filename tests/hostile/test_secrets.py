@@ -160,7 +160,7 @@ def test_scan_reports_never_show_a_url_password_from_the_code(tmp_path, fmt):
         f"engine = create_async_engine('postgresql://app:Scan{SECRET}@db.internal:5432/shop')\n"
     )
 
-    result = run_doctor(["scan", ".", "--no-cache", "--select", "OSD402", "--format", fmt, "--unsafe-fixes"], cwd=tmp_path)
+    result = run_doctor(["scan", ".", "--no-cache", "--select", "OSD402", "--format", fmt], cwd=tmp_path)
 
     shown = _shown(result)
     assert result.returncode == 1

@@ -114,6 +114,50 @@ def test_version_table_matches_the_installed_instrumentation():
     assert versions.sqlalchemy_in_range("2.0.58", installed) is True
 
 
+def test_newest_table_entry_agrees_with_the_installed_release():
+    """When the installed release is in the newest entry, that entry's range is what it declares,
+    and the table is never older than the installed release (else: run scripts/refresh_versions.py)."""
+    import datetime
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from opentelemetry.instrumentation.sqlalchemy.package import _instruments
+    from otel_sqla_doctor import versions
+
+    installed = Version(version("opentelemetry-instrumentation-sqlalchemy"))
+    newest = versions.SQLALCHEMY_INSTRUMENTATION_RANGES[-1]
+    assert versions.NEWEST_INSTRUMENTATION == newest.last
+    assert installed <= Version(newest.last), (
+        f"installed {installed} is newer than the table ({newest.last}): run scripts/refresh_versions.py"
+    )
+    if Version(newest.first) <= installed <= Version(newest.last):
+        assert SpecifierSet(newest.sqlalchemy) == Requirement(_instruments[0]).specifier
+    for day in (versions.INSTRUMENTATION_TABLE_DATE, versions.SQLALCHEMY_TABLE_DATE):
+        assert datetime.date.fromisoformat(day) <= datetime.date.today()
+
+
+def test_unpinned_instrumentation_says_as_of_the_table_date(tmp_path):
+    """"The newest release" is a claim about one day: the message names it."""
+    from otel_sqla_doctor import versions
+    from otel_sqla_doctor.api import load_config, scan_paths
+
+    (tmp_path / "requirements.txt").write_text("SQLAlchemy>=2.1\n")
+    (tmp_path / "telemetry.py").write_text(
+        "from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor\n"
+        "SQLAlchemyInstrumentor().instrument()\n"
+    )
+    (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
+    config = load_config([tmp_path], select=["OSD107"])
+    result = scan_paths([tmp_path], config=config, use_cache=False, cwd=tmp_path)
+    messages = [f.message for f in result.findings]
+    assert messages, "an open requirement entirely outside the range is reported"
+    expected = f"{versions.NEWEST_INSTRUMENTATION} (not pinned: the newest release as of {versions.INSTRUMENTATION_TABLE_DATE})"
+    assert any(expected in m for m in messages), messages
+
+
 def test_the_doctor_flags_the_lock_pin_and_the_open_requirement(tmp_path):
     from otel_sqla_doctor.api import load_config, scan_paths
 
@@ -131,7 +175,11 @@ def test_the_doctor_flags_the_lock_pin_and_the_open_requirement(tmp_path):
     config = load_config([tmp_path], select=["OSD107"])
     open_only = scan_paths([tmp_path], config=config, use_cache=False, cwd=tmp_path)
     assert [(f.path, f.line, f.severity.value) for f in open_only.findings] == [("pyproject.toml", 5, "warning")]
-    assert "SQLAlchemy 2.1.9 today" in open_only.findings[0].message
+    from otel_sqla_doctor import versions
+
+    message = open_only.findings[0].message
+    assert f"SQLAlchemy 2.1.9 (the newest it allows as of {versions.SQLALCHEMY_TABLE_DATE})" in message, message
+    assert "today" not in message, message
 
     (tmp_path / "uv.lock").write_text(textwrap.dedent(
         """
@@ -148,3 +196,35 @@ def test_the_doctor_flags_the_lock_pin_and_the_open_requirement(tmp_path):
     ))
     locked = scan_paths([tmp_path], config=config, use_cache=False, cwd=tmp_path)
     assert [(f.path, f.line, f.severity.value) for f in locked.findings] == [("uv.lock", 10, "error")]
+
+
+def test_refresh_script_reads_wheels_and_extends_the_table(tmp_path):
+    """scripts/refresh_versions.py, offline: a wheel's `_instruments` is read, and a new release
+    with the same range extends the newest entry while a different range starts a new one."""
+    import importlib.util
+    import zipfile
+
+    from otel_sqla_doctor import versions
+
+    spec = importlib.util.spec_from_file_location("refresh_versions", Path(__file__).resolve().parents[2] / "scripts" / "refresh_versions.py")
+    refresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh)
+
+    wheel = tmp_path / "opentelemetry_instrumentation_sqlalchemy-9.0b0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(refresh.PACKAGE_PY, '_instruments = ("sqlalchemy >= 1.0.0, < 2.2.0",)\n')
+        zf.writestr("x-9.0b0.dist-info/METADATA", "Requires-Dist: sqlalchemy<2.2.0,>=1.0.0; extra == 'instruments'\n")
+    declared = refresh.declared_in_wheel(wheel)
+    assert refresh.same_range(declared, ">=1.0.0,<2.2.0")
+
+    text = refresh.VERSIONS_PY.read_text()
+    last = versions.NEWEST_INSTRUMENTATION
+    same = refresh.refreshed_text(text, [("9.0b0", versions.SQLALCHEMY_INSTRUMENTATION_RANGES[-1].sqlalchemy)], {}, "2099-01-01")
+    assert f'last="{last}"' not in same and 'last="9.0b0"' in same
+    assert 'INSTRUMENTATION_TABLE_DATE = "2099-01-01"' in same
+    other = refresh.refreshed_text(text, [("9.0b0", declared)], {"2.1": "2.1.99"}, "2099-01-01")
+    assert f'last="{last}"' in other and 'first="9.0b0"' in other and '"2.1": "2.1.99"' in other
+    namespace: dict = {}
+    exec(compile(other, "versions.py", "exec"), namespace)
+    assert namespace["NEWEST_INSTRUMENTATION"] == "9.0b0"
+    assert namespace["SQLALCHEMY_INSTRUMENTATION_RANGES"][-1].sqlalchemy == declared

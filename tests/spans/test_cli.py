@@ -36,7 +36,7 @@ def test_json_report(fixtures):
     result = run_doctor("spans", "--format", "json", str(fixtures / "pool_wait.otlp.jsonl"))
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report["version"] == 1
+    assert report["version"] == __import__("otel_sqla_doctor").__version__  # the doctor's, as `scan` and `probe`
     assert report["files"] == [{"path": str(fixtures / "pool_wait.otlp.jsonl"), "format": "otlp-jsonl", "spans": 22, "warnings": []}]
     assert [c["code"] for c in report["checks"]] == ["OSD601", "OSD602", "OSD603", "OSD604", "OSD605", "OSD606"]
     (finding,) = report["findings"]

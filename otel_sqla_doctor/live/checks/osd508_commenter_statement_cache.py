@@ -2,7 +2,8 @@
 
 SQLAlchemy's asyncpg adapter caches prepared statements by SQL text. The commenter appends a
 traceparent that differs for every query, so with it every execution is a new server-side
-PREPARE (ground truth row 6: about the cost of having no cache at all, 1.7x to 4x per query).
+PREPARE (about the cost of having no cache at all, 1.7x to 4x per query; reproduced by
+tests/rules/test_osd303_live.py in the otel-sqla-doctor repository).
 The probe runs N identical statements twice on its own connection, without and with the
 comment, and counts the prepared statements PostgreSQL holds for each (`pg_prepared_statements`).
 Static twin: OSD303 commenter-defeats-statement-cache.

@@ -14,7 +14,7 @@ What it does, in the traced process (and in its Python subprocesses, which inher
    whose sitecustomize shadows this one, the same set-up runs from a pre-instrument entry point
    (see `attach_from_launcher`).
 4. With DOCTOR_TRACE_INSTRUMENT=1: installs an SDK TracerProvider (unless the environment already
-   set one) and instruments SQLAlchemy the way the ground truth says is correct: import
+   set one) and instruments SQLAlchemy the way tests/rules/test_osd106_live.py shows is correct: import
    `sqlalchemy.ext.asyncio` first, then the global `SQLAlchemyInstrumentor().instrument()`
    (importing it afterwards gives every async engine two tracers and leaks a span per query).
 """

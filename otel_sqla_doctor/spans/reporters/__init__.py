@@ -11,7 +11,11 @@ FORMATS = ("text", "json", "summary")
 
 
 def render_json(report: SpanReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    from otel_sqla_doctor import __version__
+
+    data = report.to_dict()
+    data["version"] = __version__  # the envelope of `scan` and `probe` too: the doctor's version, a string
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 __all__ = ["FORMATS", "render_json", "render_summary", "render_text"]

@@ -45,7 +45,8 @@ class AsyncEnginePassedToInstrumentor(Rule):
     helper is not followed.
 
     ## References
-    - ground truth row 1 (`NotImplementedError`, connect-only spans) and row 2 (`.sync_engine` works)
+    - reproduced by tests/rules/test_osd101_live.py in the otel-sqla-doctor repository (`NotImplementedError`,
+      connect-only spans; `.sync_engine` works)
     - open-telemetry/opentelemetry-python-contrib#1648
     - https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#using-events-with-the-asyncio-extension
     """

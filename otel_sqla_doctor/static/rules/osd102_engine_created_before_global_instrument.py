@@ -438,7 +438,8 @@ class EngineCreatedBeforeGlobalInstrument(Rule):
     app on its own.
 
     ## References
-    - ground truth rows 3b (engine created before: connect spans only) and 3c (import style)
+    - reproduced by tests/rules/test_osd102_live.py in the otel-sqla-doctor repository (engine created before:
+      connect spans only; the import style decides)
     - open-telemetry/opentelemetry-python-contrib#1648 ("only connect span")
     - opentelemetry-instrumentation-sqlalchemy `_instrument()` (the wrapped module attributes)
     """

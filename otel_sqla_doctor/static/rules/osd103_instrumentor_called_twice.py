@@ -33,7 +33,7 @@ class InstrumentorCalledTwice(Rule):
     engine it names gets `connect` spans only and no query spans, and its options (tracer provider,
     commenter) are ignored. The first call decides everything. Two engines instrumented by two calls
     therefore leave the second engine dark, and a global `instrument()` followed by a per-engine call
-    (or the reverse) drops the second one (ground truth row 12, upstream #1103 and #3977).
+    (or the reverse) drops the second one (upstream #1103 and #3977).
 
     ## Example
     ```python
@@ -74,7 +74,8 @@ class InstrumentorCalledTwice(Rule):
       pytest in one process beside a `conftest.py` are not joined with it.
 
     ## References
-    - ground truth row 12 (`Attempting to instrument while already instrumented`, connect-only spans)
+    - reproduced by tests/rules/test_osd103_live.py in the otel-sqla-doctor repository (`Attempting to instrument
+      while already instrumented`, connect-only spans)
     - open-telemetry/opentelemetry-python-contrib#1103, #1132 (`engines=`, 0.33b0), #3977
     - https://opentelemetry-python-contrib.readthedocs.io/en/latest/instrumentation/sqlalchemy/sqlalchemy.html
     """

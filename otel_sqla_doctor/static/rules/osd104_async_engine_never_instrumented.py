@@ -85,7 +85,8 @@ class AsyncEngineNeverInstrumented(Rule):
     logfire for LLM calls only) is not reported: nothing says it wants database spans.
 
     ## References
-    - ground truth rows 2 (per-engine instrument of `sync_engine` works) and 12 (engines= for several)
+    - reproduced by tests/rules/test_osd104_live.py in the otel-sqla-doctor repository (per-engine instrument of
+      `sync_engine` works; `engines=` for several)
     - open-telemetry/opentelemetry-python-contrib#1648, #1103
     """
 

@@ -76,7 +76,8 @@ class DuplicateDriverInstrumentation(Rule):
       check that version.
 
     ## References
-    - ground truth row 8 (duplicate sibling spans, asyncpg PR #4529 / issue #4528)
+    - reproduced by tests/rules/test_osd105_live.py in the otel-sqla-doctor repository (duplicate sibling spans)
+    - open-telemetry/opentelemetry-python-contrib PR #4529 / issue #4528 (asyncpg)
     - open-telemetry/opentelemetry-python-contrib#2826 (SQLAlchemy and driver spans are siblings)
     - https://opentelemetry.io/docs/zero-code/python/configuration/#disabling-specific-instrumentations
     """

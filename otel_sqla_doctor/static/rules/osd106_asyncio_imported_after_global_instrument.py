@@ -89,7 +89,8 @@ class AsyncioImportedAfterGlobalInstrument(Rule):
     opentelemetry-instrumentation-sqlalchemy 0.66b1; a fixed release would make this rule moot.
 
     ## References
-    - ground truth row 3a (2 spans started, 1 exported; two comments; `opentelemetry-instrument`)
+    - reproduced by tests/rules/test_osd106_live.py in the otel-sqla-doctor repository (2 spans started, 1 exported;
+      two comments; `opentelemetry-instrument`)
     - open-telemetry/opentelemetry-python-contrib#2149 ("Unclosed Spans and Memory Leak")
     """
 

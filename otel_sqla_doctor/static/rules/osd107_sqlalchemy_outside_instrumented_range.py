@@ -28,7 +28,7 @@ class SqlalchemyOutsideInstrumentedRange(Rule):
 
     ## Why is this bad?
     `SQLAlchemyInstrumentor().instrument()` checks the installed SQLAlchemy against the range its
-    release declares (0.50b0 to at least 0.66b1: `sqlalchemy >= 1.0.0, < 2.1.0`). Outside it, it
+    release declares (0.50b0 to at least 0.66b2: `sqlalchemy >= 1.0.0, < 2.1.0`). Outside it, it
     instruments nothing: it returns None, raises nothing, patches nothing (`create_async_engine`
     stays a plain function) and logs a single ERROR line, `SQLAlchemyInstrumentor only instruments
     "sqlalchemy >= 1.0.0, < 2.1.0", but currently installed version ("sqlalchemy 2.1.9") falls
@@ -54,11 +54,12 @@ class SqlalchemyOutsideInstrumentedRange(Rule):
     ]
     ```
     and re-lock. Or, after testing that SQLAlchemy release, pass `skip_dep_check=True` to
-    `instrument()`; it works on 2.1.9 in everything the ground truth checked.
+    `instrument()`; it worked on 2.1.9 in everything tests/rules/test_osd107_live.py checks.
 
     ## Known problems
     - Instrumentation releases newer than the table in `otel_sqla_doctor/versions.py` (newest:
-      0.66b1) are not judged: their range is unknown until the table is updated.
+      0.66b2, as of 2026-11-29) are not judged: their range is unknown until the table is updated.
+      Messages that rely on "the newest release" say which day that was ("as of <date>").
     - Constraints the doctor cannot read are not applied: a requirements file with `-c other.txt`
       is only checked for pins, and constraint files not named `requirements*.txt` are not read.
       Environment markers (`; python_version < "3.11"`) are ignored.
@@ -67,11 +68,12 @@ class SqlalchemyOutsideInstrumentedRange(Rule):
       where it is. So a lock that pins 2.0.x hides that the next `uv lock --upgrade` picks 2.1.
     - SQLAlchemy pulled in only indirectly (through SQLModel, say) is not checked: those packages
       bound it themselves.
-    - The newest SQLAlchemy release of each series is a snapshot (`versions.py`); "today" means the
-      day it was taken.
+    - The newest SQLAlchemy release of each series is a snapshot (`versions.py`); messages name the
+      day it was taken ("newest as of <date>").
 
     ## References
-    - ground truth, Finding 0 (the ERROR line, no spans, `skip_dep_check=True` works)
+    - reproduced by tests/rules/test_osd107_live.py in the otel-sqla-doctor repository (the ERROR line, no spans,
+      `skip_dep_check=True` works)
     - open-telemetry/opentelemetry-python-contrib#2971 (the `< 2.1.0` bound, 0.50b0)
     - https://packaging.python.org/en/latest/specifications/version-specifiers/
     """
@@ -398,9 +400,9 @@ def _instrumentation(members: list[Dependency], code_imports_it: bool) -> Option
         if newest is None:
             return None
         shown = ", ".join(sorted({d.text for d in declared}))
-        return newest, f"the newest release `{shown}` allows"
+        return newest, f"the newest release `{shown}` allows as of {versions.INSTRUMENTATION_TABLE_DATE}"
     if code_imports_it:
-        return versions.NEWEST_INSTRUMENTATION, "not pinned: the newest release"
+        return versions.NEWEST_INSTRUMENTATION, f"not pinned: the newest release as of {versions.INSTRUMENTATION_TABLE_DATE}"
     return None
 
 
@@ -463,8 +465,8 @@ def _judge(members: list[Dependency], version: str, how: str, declared: str, tex
         yield ProjectReport(
             dep.path, dep.line, dep.column, dep.line, dep.end_column,
             message=(
-                f"`{dep.text}` lets the resolver pick SQLAlchemy {newest} today (a new virtualenv, a Docker build, "
-                f"a re-lock), but {where}: with it, instrument() instruments nothing and logs a single ERROR line, "
+                f"`{dep.text}` lets the resolver pick SQLAlchemy {newest} (the newest it allows as of "
+                f"{versions.SQLALCHEMY_TABLE_DATE}) in a new virtualenv, a Docker build or a re-lock, but {where}: with it, instrument() instruments nothing and logs a single ERROR line, "
                 "so there are no database spans at all"
             ),
             severity=Severity.WARNING,

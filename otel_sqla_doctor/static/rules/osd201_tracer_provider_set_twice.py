@@ -90,8 +90,8 @@ class TracerProviderSetTwice(Rule):
       first call.
 
     ## References
-    - ground truth row 4c: the second call logs `Overriding of current TracerProvider is not
-      allowed` and provider #2 gets no spans (tests/rules/test_osd201_live.py)
+    - reproduced by tests/rules/test_osd201_live.py in the otel-sqla-doctor repository: the second call logs `Overriding of current TracerProvider is not
+      allowed` and provider #2 gets no spans
     - `opentelemetry.trace.set_tracer_provider` (opentelemetry-api, `_TRACER_PROVIDER_SET_ONCE`)
     """
 

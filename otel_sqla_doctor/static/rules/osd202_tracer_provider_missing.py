@@ -62,7 +62,7 @@ class TracerProviderMissing(Rule):
     produces a trace.
 
     Setting the provider *after* instrumenting is fine: the instrumentation's tracer is a
-    `ProxyTracer` that delegates to the real provider once it is set (ground truth row 4a).
+    `ProxyTracer` that delegates to the real provider once it is set (tests/rules/test_osd202_live.py checks it).
     This rule never looks at the order, only at whether a provider is set at all.
 
     ## Example
@@ -93,8 +93,8 @@ class TracerProviderMissing(Rule):
     - Instrument calls in test modules are not reported.
 
     ## References
-    - ground truth rows 4a (provider set later: spans not lost), 4b (no provider: non-recording
-      spans, no sqlcommenter comment); tests/rules/test_osd202_live.py
+    - reproduced by tests/rules/test_osd202_live.py in the otel-sqla-doctor repository (provider set later: spans
+      not lost; no provider: non-recording spans, no sqlcommenter comment)
     - https://opentelemetry.io/docs/languages/python/instrumentation/#acquire-tracer
     """
 

@@ -166,6 +166,9 @@ class _Analyzer:
         self.env = env
         self.depth = depth
         self.sink = sink  # the call being judged: allow-list checks hold only where they cover it
+        # Annotations of parameters taken as constants on the promise that their class is an Enum
+        # of another module: the project index decides.
+        self.enum_requirements: list = []
         self._notes: dict[int, _FunctionNotes] = {}
         self._active: set[int] = set()
         self._comprehension_names: set[str] = set()
@@ -427,11 +430,22 @@ class _Analyzer:
         return bool(classes) and classes[-1].name in self._enum_classes()
 
     def _enum_annotation(self, param: cst.Param) -> bool:
-        """`event: WebhookEventType` where the class is an Enum (of this module, or named *Enum)."""
+        """`event: WebhookEventType` where the class is an Enum of this module, or a class of
+        another module of the project that the index must confirm is one (`enum_requirements`)."""
         if param.annotation is None:
             return False
         name = (dotted_name(param.annotation.annotation) or "").rsplit(".", 1)[-1]
-        return bool(name) and (name in self._enum_classes())
+        if name and name in self._enum_classes():
+            return True
+        if self.enum_requirements is None:
+            return False
+        summary = self.ctx.summarize_annotation(param.annotation.annotation, 0)
+        if summary and summary[0] == "ref" and not summary[1].startswith(f"{self.ctx.module}."):
+            root = summary[1].split(".", 1)[0]
+            if root not in ("builtins", "typing", "str", "int", "uuid", "datetime", "decimal", "sqlalchemy", "pydantic"):
+                self.enum_requirements.append(summary)
+                return True  # provisionally: the finding then requires it not to be an Enum
+        return False
 
     def _names_only_template(self, node: cst.BaseExpression) -> bool:
         """An f-string whose placeholders all sit where names go (`:{k}`, `"{k}"`, `{k} = :{k}`)."""
@@ -716,6 +730,11 @@ def _code(ctx, node: cst.CSTNode) -> str:
 
 
 # -- project-level check for helpers in other modules ------------------------------------------------
+def not_an_enum(index, summary) -> bool:
+    """Requirement: the annotation's class is not an Enum of the project."""
+    return not (summary and summary[0] == "ref" and index.is_enum_class(summary[1]))
+
+
 def returns_interpolated(index, summary) -> bool:
     """The called project function returns a string formatted from values that vary per call."""
     callee = index.value(summary[1]) if summary and summary[0] == "call" else None
@@ -928,7 +947,8 @@ class InterpolatedSql(Rule):
     (`self.session`, an untyped parameter) is not checked; `text()` and `exec_driver_sql()` are.
 
     ## References
-    - ground truth row 2 (`db.statement` is the compiled SQL) and row 6 (statement cache keyed by SQL text)
+    - reproduced by tests/rules/test_osd301_live.py in the otel-sqla-doctor repository (`db.statement` is the
+      compiled SQL; the statement cache is keyed by SQL text)
     - https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.text
     - https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.TextClause.bindparams
     - ruff S608, bandit B608 (keyword regexes that do not resolve `text`); bandit#1302, ruff#8717
@@ -981,6 +1001,14 @@ class InterpolatedSql(Rule):
         if found is None:
             return
         strict = bool(self.options.get("strict"))
+        requires_not_enum: tuple = ()
+        if not found.dynamic and analyzer.enum_requirements:
+            # Only parameters typed with another module's class vary: a finding unless that
+            # class is an Enum (a fixed set of values written in the code).
+            retry = _Analyzer(self.ctx, _Env(scopes, self.ctx.module_scope), sink=node)
+            retry.enum_requirements = None  # take those parameters as values this time
+            found = retry.interpolation(sql) or found
+            requires_not_enum = tuple(check(s, f"{_THIS}:not_an_enum") for s in dict.fromkeys(analyzer.enum_requirements))
         if not found.dynamic and not (strict and found.constant):
             return
         unbindable = _UNBINDABLE_STATEMENT.match(found.leading)
@@ -1011,7 +1039,7 @@ class InterpolatedSql(Rule):
         self.report(
             node,
             message,
-            requires=(*requires, *found.requires),
+            requires=(*requires, *found.requires, *requires_not_enum),
             replacement=replacement,
             fix_description="Use bound parameters: `text(\"... :name\").bindparams(name=value)`" if replacement else None,
         )
@@ -1291,6 +1319,26 @@ class InterpolatedSql(Rule):
             """,
             note="loops over literal collections written in the code (migrations do this)",
         ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/models.py": """
+                    from enum import StrEnum
+
+                    class WebhookEventType(StrEnum):
+                        order_created = "order.created"
+                        order_paid = "order.paid"
+                """,
+                "app/service.py": """
+                    from sqlalchemy import text
+                    from app.models import WebhookEventType
+
+                    async def endpoints_for(session, event: WebhookEventType):
+                        return await session.execute(text(f"SELECT id FROM endpoints WHERE events @> '[\\"{event}\\"]'"))
+                """,
+            },
+            note="a parameter typed with an Enum of another module: one of a fixed set of values",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -1329,6 +1377,23 @@ class InterpolatedSql(Rule):
                 await conn.execute(text(convert(name)))  # ERROR
             """,
             note="the same helper, called with a value that varies per call",
+        ),
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/models.py": """
+                    class EventName(str):
+                        pass
+                """,
+                "app/service.py": """
+                    from sqlalchemy import text
+                    from app.models import EventName
+
+                    async def endpoints_for(session, event: EventName):
+                        return await session.execute(text(f"SELECT id FROM endpoints WHERE name = '{event}'"))  # ERROR
+                """,
+            },
+            note="a parameter typed with another module's class that is not an Enum varies per call",
         ),
         Invalid(
             """

@@ -57,7 +57,8 @@ class AttributeCommenterCardinality(Rule):
     affected; the attribute still costs storage per span.
 
     ## References
-    - ground truth row 5c (`db.statement` carries the traceparent) and row 5 (the comment format)
+    - reproduced by tests/rules/test_osd302_live.py in the otel-sqla-doctor repository (`db.statement` carries the
+      traceparent; the comment format)
     - open-telemetry/opentelemetry-python-contrib PR #2937, PR #3112 (opt-in since 0.51b0)
     - https://opentelemetry-python-contrib.readthedocs.io/en/latest/instrumentation/sqlalchemy/sqlalchemy.html
     """

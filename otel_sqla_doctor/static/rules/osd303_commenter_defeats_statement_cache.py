@@ -70,8 +70,9 @@ class CommenterDefeatsStatementCache(Rule):
     Test modules are skipped.
 
     ## References
-    - ground truth row 6 (626 distinct `__asyncpg_stmt_N__` for 626 executions; 311-323 vs 186-196 us per execution)
-    - ground truth row 5 (the comment format) and row 4 extra (unsampled queries carry no comment)
+    - reproduced by tests/rules/test_osd303_live.py in the otel-sqla-doctor repository (one distinct
+      `__asyncpg_stmt_N__` per execution, e.g. 626 for 626 executions; 311-323 vs 186-196 us per
+      execution; the comment format; unsampled queries carry no comment)
     - open-telemetry/opentelemetry-python-contrib#3164; google/sqlcommenter#284
     - https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#prepared-statement-cache
     """

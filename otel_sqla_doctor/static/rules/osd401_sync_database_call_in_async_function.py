@@ -136,7 +136,8 @@ class SyncDatabaseCallInAsyncFunction(Rule):
     must really be async and the annotation is what is wrong.
 
     ## References
-    - ground truth row 10 (422 ms loop stall, identical spans)
+    - reproduced by tests/rules/test_osd401_live.py in the otel-sqla-doctor repository (a 422 ms loop stall,
+      identical spans)
     - https://fastapi.tiangolo.com/async/#path-operation-functions
     - https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
     """

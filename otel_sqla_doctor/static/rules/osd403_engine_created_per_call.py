@@ -206,7 +206,7 @@ class EngineCreatedPerCall(Rule):
 
     ## Known problems
     With a global `instrument()` (no `engine=`), an engine created after it through the patched
-    `sqlalchemy.ext.asyncio.create_async_engine` attribute does get spans (ground truth row 3c);
+    `sqlalchemy.ext.asyncio.create_async_engine` attribute does get spans (tests/rules/test_osd102_live.py in the otel-sqla-doctor repository);
     the pool cost remains. Calls through methods (`self.make_engine()`) and routes registered without a decorator
     (`app.add_api_route`, Starlette's `Route(...)` lists, Django views) are not followed. An engine
     created per tenant and cached by hand in an unusual way (e.g. in a local variable returned to
