@@ -302,7 +302,7 @@ class ProjectIndex:
                 continue
             if not any(site.module.split(".", 1)[0] in ("argparse", "click", "typer") for site in facts.imports):
                 continue
-            if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
+            if self._builds_app(facts):
                 continue
             found.add(facts.path)
         return frozenset(found)
@@ -323,7 +323,7 @@ class ProjectIndex:
             return False
         function = hit[1]
         if isinstance(where, int):
-            params = [p for p in function.params if p not in ("self", "cls")] if "." in qualname and function.params[:1] in (("self",), ("cls",)) else list(function.params)
+            params = list(function.params[1:] if function.params[:1] in (("self",), ("cls",)) else function.params)
             name = params[where] if where < len(params) else None
         else:
             name = where if where in function.params else None
@@ -337,6 +337,12 @@ class ProjectIndex:
             if param == name
         )
 
+    def _builds_app(self, facts: ModuleFacts) -> bool:
+        """A server app built at import (`app = FastAPI()`) or by a factory (`def get_app()`)."""
+        if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
+            return True
+        return any(known.canonical(callee) in _APP_CLASSES for function in facts.functions.values() for _, callee in function.calls)
+
     def _looks_started(self, facts: ModuleFacts) -> bool:
         if facts.has_main_guard or facts.path.rsplit("/", 1)[-1] in _ENTRY_FILE_NAMES:
             return True
@@ -344,13 +350,7 @@ class ProjectIndex:
         # `__init__.py` around it is more likely part of a namespace package than a program.
         if "." not in facts.module and facts.path.count("/") <= 1:
             return True
-        if any(value and value[0] == "call" and _is_app_constructor(self, value) for value in facts.symbols.values()):
-            return True
-        # An app factory (`def get_app(): app = FastAPI(...)`), or a module a server is told to
-        # load by name (`uvicorn.run("svc.web.application:get_app")`, anywhere in the project).
-        if any(known.canonical(callee) in _APP_CLASSES for function in facts.functions.values() for _, callee in function.calls):
-            return True
-        if facts.module in self.app_references:
+        if self._builds_app(facts) or facts.module in self.app_references:
             return True
         # Named by a launcher file (Dockerfile, Procfile, compose, pyproject scripts): a dotted
         # module name or a path, never a bare word that any text may contain.

@@ -7,6 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from otel_sqla_doctor.static.context import FileContext, dotted_name, import_module_name
+from otel_sqla_doctor.static.patterns import derives_from_enum
 from otel_sqla_doctor.static.facts import RUN_ONCE, CallSite, FunctionFacts, ImportSite, ModuleFacts
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.summary import UNKNOWN, Summary, refs_in
@@ -141,8 +142,7 @@ class Indexer:
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         scope = self.ctx.scopes[-1]
         if len(self.ctx.scopes) == 2:
-            bases = [(dotted_name(b.value) or "").rsplit(".", 1)[-1] for b in node.bases]
-            if any(b.endswith("Enum") or b in self.facts.enum_classes for b in bases):
+            if derives_from_enum(node, self.facts.enum_classes):
                 self.facts.enum_classes += (node.name.value,)
         # Class attributes of module-level classes: `Settings.DATABASE_URL = "postgresql://..."`.
         if len(self.ctx.scopes) == 2:

@@ -175,3 +175,11 @@ def exclusive(branches_a: tuple, branches_b: tuple) -> bool:
         if alternative in taken and taken[alternative] != branch:
             return True
     return False
+
+
+def derives_from_enum(node, known_enums) -> bool:
+    """A class whose bases name an Enum (`StrEnum`, `enum.IntEnum`) or a class in `known_enums`."""
+    from otel_sqla_doctor.static.context import dotted_name
+
+    names = [(dotted_name(b.value) or "").rsplit(".", 1)[-1] for b in node.bases]
+    return any(name.endswith("Enum") or name in known_enums for name in names)

@@ -11,6 +11,7 @@ from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.context import Scope, _all_params, _collect_bindings, dotted_name
 from otel_sqla_doctor.static.known import DRIVER_CONNECTION_KINDS
 from otel_sqla_doctor.static import sql_strings
+from otel_sqla_doctor.static.patterns import derives_from_enum
 from otel_sqla_doctor.static.rule import Invalid, Rule, Valid, check, kind_in, qualname_in
 
 SQLALCHEMY_TEXT = "sqlalchemy.text"
@@ -416,10 +417,7 @@ class _Analyzer:
         if cached is None:
             names = set()
             for stmt in self.ctx.module_node.body:
-                if isinstance(stmt, cst.ClassDef) and any(
-                    (dotted_name(b.value) or "").rsplit(".", 1)[-1].endswith("Enum") or (dotted_name(b.value) or "").rsplit(".", 1)[-1] in names
-                    for b in stmt.bases
-                ):
+                if isinstance(stmt, cst.ClassDef) and derives_from_enum(stmt, names):
                     names.add(stmt.name.value)
             cached = frozenset(names)
             self.ctx._osd301_enums = cached
