@@ -99,6 +99,23 @@ def test_commenter_prepares_every_execution_again(pg_dsn):
     assert results["no commenter"]["prepared"] == [1] * ROUNDS, figures
 
 
+@pytest.mark.live
+def test_with_the_statement_cache_off_the_commenter_adds_no_prepares(pg_dsn):
+    """Why OSD303 is silent when `statement_cache_size=0` (pgbouncer set-ups): asyncpg then keeps
+    no prepared statement for any text, so the traceparent has nothing to defeat."""
+    script = SCRIPT.format(url=pg_dsn, variants=VARIANTS, n=N, rounds=1).replace(
+        f"create_async_engine({pg_dsn!r})",
+        f"create_async_engine({pg_dsn!r}, connect_args={{'statement_cache_size': 0, 'prepared_statement_cache_size': 0}})",
+    )
+    script = script.replace("len(fairy.dbapi_connection._prepared_statement_cache)", "len(fairy.dbapi_connection._prepared_statement_cache or ())")
+    assert "statement_cache_size" in script
+    result = run_script(script)
+    assert result["returncode"] == 0, result["stderr"]
+    prepared = {label: r["prepared"] for label, r in result["variants"].items()}
+    print(f"\n[OSD303 PostgreSQL, statement cache off] server-side prepared statements kept: {prepared}")
+    assert prepared["commenter (traceparent on)"] == prepared["no commenter"] == [0], prepared
+
+
 def test_doctor_flags_it(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n", encoding="utf-8")
     (tmp_path / "app.py").write_text(
