@@ -130,7 +130,9 @@ def test_json_envelopes_share_the_doctor_version_string(tmp_path):
     probe = run_doctor(["probe", "-f", "json"], cwd=tmp_path)
     spans_file = REPO / "tests" / "spans" / "fixtures" / "selectinload.otlp.jsonl"
     spans = run_doctor(["spans", "-f", "json", str(spans_file)], cwd=tmp_path)
-    for result in (scan, probe, spans):
+    rules = run_doctor(["rules", "-f", "json"], cwd=tmp_path)
+    explain = run_doctor(["explain", "OSD601", "-f", "json"], cwd=tmp_path)
+    for result in (scan, probe, spans, rules, explain):
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["version"] == _version() and isinstance(data["version"], str)

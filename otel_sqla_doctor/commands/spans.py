@@ -7,12 +7,15 @@ command fails, the doctor exits with its code; when it succeeds, with 0 or 1 as 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from otel_sqla_doctor.commands.options import ExitZero, Quiet, refuse_quiet_and_verbose, verbose_option
 
 
 class OutputFormat(str, Enum):
@@ -30,7 +33,7 @@ _SELECT_HELP = "Run only these checks (codes, code prefixes or names; repeat or 
 _IGNORE_HELP = "Skip these checks (codes, code prefixes or names)."
 
 
-def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optional[Path], verbose: bool, title: str, stream) -> None:
+def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optional[Path], verbose: bool, quiet: bool, title: str, stream) -> None:
     from otel_sqla_doctor.redact import mask_url  # span names and attributes may carry URLs with passwords
     from otel_sqla_doctor.report.atomic import write_report
     from otel_sqla_doctor.report.style import Style, use_colour
@@ -47,7 +50,7 @@ def _emit(report, *, fmt: OutputFormat, html_path: Optional[Path], output: Optio
     elif fmt is OutputFormat.summary:
         text = render_summary(report, style)
     else:
-        text = render_text(report, style, verbose=verbose, title=title)
+        text = render_text(report, style, verbose=verbose, title=title, quiet=quiet)
     text = mask_url(text)
     if output is not None:
         write_report(output, text)
@@ -70,6 +73,18 @@ def _analyze(paths, *, n_plus_one_threshold, literal_threshold, pool_gap_ms, sel
     )
 
 
+def _refuse_an_empty_selection(select, ignore) -> None:
+    """--select/--ignore that leave no check to run are a usage error (before any file is read or
+    command run), never a green report over nothing: `--ignore OSD6`."""
+    from otel_sqla_doctor.errors import UsageError
+    from otel_sqla_doctor.spans.analysis import resolve_codes
+    from otel_sqla_doctor.spans.detectors import ALL
+
+    chosen, skipped = resolve_codes(select), resolve_codes(ignore)
+    if not any((not chosen or d.CODE in chosen) and d.CODE not in skipped for d in ALL):
+        raise UsageError("no check is selected (see --select and --ignore): nothing would be checked")
+
+
 def _refuse_files_without_spans(report) -> None:
     """A span file with no span in it is an error, not a clean bill of health: the detectors
     would have checked nothing."""
@@ -83,7 +98,7 @@ def _refuse_files_without_spans(report) -> None:
 
 
 def spans_command(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Span files: OTLP JSON (lines or one document), console exporter output, or a Jaeger JSON export.", show_default=False)],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Span files: OTLP JSON (lines or one document), console exporter output, or a Jaeger JSON export (gzipped or not); `-` reads stdin.", show_default=False)],
     *,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", metavar="FORMAT", help="Output format: text, json or summary.")] = OutputFormat.text,
     html: Annotated[Optional[Path], typer.Option("--html", metavar="PATH", show_default=False, help="Also write a self-contained HTML page with waterfalls of the worst traces.", dir_okay=False)] = None,
@@ -94,12 +109,27 @@ def spans_command(
     select: Annotated[Optional[list[str]], typer.Option("--select", metavar="CODES", show_default=False, help=_SELECT_HELP)] = None,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", metavar="CODES", show_default=False, help=_IGNORE_HELP)] = None,
     traces: Annotated[int, typer.Option("--traces", metavar="N", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
+    exit_zero: ExitZero = False,
+    quiet: Quiet = False,
+    verbose: Annotated[bool, verbose_option("Show every finding and its details.")] = False,
 ) -> None:
-    """Analyse exported spans: N+1 queries, interpolated SQL, doubled instrumentation, pool waits (OSD6xx)."""
+    """Analyse exported spans: N+1 queries, interpolated SQL, doubled instrumentation, pool waits (OSD6xx).
+
+    `-` reads spans from stdin, in any of the formats of a file (gzip too), and reports them as `-`:
+    `kubectl logs app | doctor spans -`.
+
+    Exit codes: 0 nothing found (or --exit-zero); 1 findings; 2 usage error (bad option,
+    unreadable, empty or unrecognised file); 130 interrupted.
+    """
     from otel_sqla_doctor.errors import UsageError
 
+    refuse_quiet_and_verbose(quiet, verbose)
+    _refuse_an_empty_selection(select, ignore)
+    if sum(1 for path in files if str(path) == STDIN_NAME) > 1:
+        raise UsageError("`-` (stdin) can be read only once")
     for path in files:
+        if str(path) == STDIN_NAME:
+            continue
         if path.is_dir():
             raise UsageError(f"{path} is a directory: give the span files themselves (e.g. {path}/*.jsonl)")
         if not path.is_file():
@@ -108,19 +138,70 @@ def spans_command(
             raise UsageError(f"no such file: {mask_url(str(path))}")
     from otel_sqla_doctor.report.atomic import check_outputs
 
-    check_outputs({"the report": output, "the HTML report": html}, inputs=files)  # never over a span file
-    report = _analyze(
-        files,
-        n_plus_one_threshold=n_plus_one_threshold,
-        literal_threshold=literal_threshold,
-        pool_gap_ms=pool_gap_ms,
-        select=select,
-        ignore=ignore,
-        traces=traces,
-    )
+    # Never over a span file being read.
+    check_outputs({"the report": output, "the HTML report": html}, inputs=[p for p in files if str(p) != STDIN_NAME])
+    with _stdin_spooled(files) as (paths, rename):
+        try:
+            report = _analyze(
+                paths,
+                n_plus_one_threshold=n_plus_one_threshold,
+                literal_threshold=literal_threshold,
+                pool_gap_ms=pool_gap_ms,
+                select=select,
+                ignore=ignore,
+                traces=traces,
+            )
+        except UsageError as exc:
+            exc.args = (rename(str(exc)),)  # the spool's name never shows: it is `-`
+            raise
+    report = _renamed(report, rename)
     _refuse_files_without_spans(report)
-    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, title="doctor spans", stream=sys.stdout)
-    raise typer.Exit(report.exit_code)
+    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, quiet=quiet, title="doctor spans", stream=sys.stdout)
+    raise typer.Exit(0 if exit_zero else report.exit_code)
+
+
+STDIN_NAME = "-"
+
+
+@contextlib.contextmanager
+def _stdin_spooled(files: list[Path]):
+    """(paths to read, a function that names the spool `-` in text). The span readers read a file
+    twice (its format, then its spans) and detect gzip by its magic bytes, so stdin is copied to
+    a private temporary file first, which is removed afterwards."""
+    if not any(str(p) == STDIN_NAME for p in files):
+        yield list(files), lambda text: text
+        return
+    import shutil
+    import tempfile
+
+    from otel_sqla_doctor.errors import UsageError
+
+    source = getattr(sys.stdin, "buffer", sys.stdin)
+    if source is None:
+        raise UsageError("`-` reads spans from stdin, and there is no stdin")
+    workdir = Path(tempfile.mkdtemp(prefix="doctor-spans-"))
+    spool = workdir / "stdin"
+    try:
+        with open(spool, "wb") as target:
+            if isinstance(source.read(0), str):  # a text stdin (tests): its characters, as UTF-8
+                target.write(source.read().encode("utf-8"))
+            else:
+                shutil.copyfileobj(source, target)
+
+        def rename(text: str) -> str:
+            return text.replace(str(spool), STDIN_NAME)
+
+        yield [spool if str(p) == STDIN_NAME else p for p in files], rename
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _renamed(report, rename):
+    """The report with the stdin spool's path shown as `-`."""
+    import dataclasses
+
+    files = tuple(dataclasses.replace(f, path=rename(f.path), warnings=tuple(map(rename, f.warnings))) for f in report.files)
+    return dataclasses.replace(report, files=files)
 
 
 def trace_command(
@@ -137,7 +218,9 @@ def trace_command(
     select: Annotated[Optional[list[str]], typer.Option("--select", metavar="CODES", show_default=False, help=_SELECT_HELP)] = None,
     ignore: Annotated[Optional[list[str]], typer.Option("--ignore", metavar="CODES", show_default=False, help=_IGNORE_HELP)] = None,
     traces: Annotated[int, typer.Option("--traces", metavar="N", help="How many of the worst traces to keep for the summary and HTML.", min=1)] = 20,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every finding and its details.")] = False,
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when findings are found; a failing command's own exit code still passes through.")] = False,
+    quiet: Quiet = False,
+    verbose: Annotated[bool, verbose_option("Show every finding and its details.")] = False,
 ) -> None:
     """Run a command (after --) with every span recorded, then analyse them.
 
@@ -145,12 +228,15 @@ def trace_command(
     stderr after it ends (or to --output). Python processes started by the command record too.
     Example: doctor trace --instrument -- pytest -x tests/
 
-    Exit codes: the command's own when it fails; else 0 nothing found, 1 findings; 2 usage error;
-    127 the command was not found.
+    Exit codes: the command's own when it fails (also with --exit-zero: wrapping a test run must
+    not hide its failure); else 0 nothing found (or --exit-zero), 1 findings; 2 usage error;
+    127 the command was not found; 130 interrupted.
     """
     from otel_sqla_doctor.errors import UsageError
     from otel_sqla_doctor.spans.runner import run_traced
 
+    refuse_quiet_and_verbose(quiet, verbose)
+    _refuse_an_empty_selection(select, ignore)  # before the command runs
     command = list(ctx.args)
     if not command:
         raise UsageError("no command to run; put it after --, e.g. `doctor trace --instrument -- python app.py`")
@@ -177,5 +263,5 @@ def trace_command(
     finally:
         outcome.cleanup()
     report = outcome.annotate(report, instrument=instrument)
-    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, title="doctor trace", stream=sys.stderr)
-    raise typer.Exit(outcome.returncode if outcome.returncode != 0 else report.exit_code)
+    _emit(report, fmt=format, html_path=html, output=output, verbose=verbose, quiet=quiet, title="doctor trace", stream=sys.stderr)
+    raise typer.Exit(outcome.returncode if outcome.returncode != 0 else (0 if exit_zero else report.exit_code))

@@ -1,16 +1,93 @@
 """Per-database knowledge: how to keep the session read-only and bounded, and how to read back
 the SQL text the server actually received (comment included).
 
-Every statement here except the probe query itself runs with instrumentation suppressed, so it
-produces no span and no SQL comment and cannot be confused with the query under test.
+The guard and its read-back run on the driver's own connection, beneath SQLAlchemy: no engine
+event fires, so no tracer sees them (no span, no SQL comment) whatever the instrumentation release
+does with `suppress_instrumentation()` (0.52b1 ignores it). The guard is set for the session, so it
+holds for every transaction, also on an AUTOCOMMIT engine; what the server then reports is what
+the probe claims, nothing else.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass
 from typing import Any
 
 PROBE_PARAMETER = "probe_value"
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class DriverConnection:
+    """The async driver's connection under a SQLAlchemy AsyncConnection, used directly."""
+
+    def __init__(self, driver_connection: Any, driver: str) -> None:
+        self.raw = driver_connection
+        self.driver = driver
+
+    @classmethod
+    async def of(cls, conn: Any, driver: str) -> "DriverConnection":
+        fairy = await conn.get_raw_connection()
+        return cls(fairy.driver_connection, driver)
+
+    async def rows(self, sql: str, *params: Any) -> list[tuple]:
+        raw = self.raw
+        if self.driver == "asyncpg":
+            return [tuple(row) for row in await raw.fetch(sql, *params)]
+        if self.driver in ("aiomysql", "asyncmy"):
+            cursor = await _maybe(raw.cursor())
+            try:
+                await cursor.execute(sql, params or None)
+                return [tuple(row) for row in (await cursor.fetchall() or ())]
+            finally:
+                await _maybe(cursor.close())
+        # psycopg (AsyncConnection.execute) and aiosqlite (Connection.execute) return a cursor
+        cursor = await raw.execute(sql, params or None) if params else await raw.execute(sql)
+        try:
+            return [tuple(row) for row in await cursor.fetchall()] if cursor.description else []
+        finally:
+            await _maybe(cursor.close())
+
+    async def value(self, sql: str) -> Any:
+        rows = await self.rows(sql)
+        return rows[0][0] if rows and rows[0] else None
+
+    async def settle(self) -> None:
+        """End the transaction the driver opened implicitly for our statements (psycopg, the MySQL
+        drivers, sqlite3 without autocommit), so session settings stay and the next transaction
+        starts with them. It holds only SET and SELECT: committing it writes nothing."""
+        raw = self.raw
+        if self.driver == "asyncpg":
+            return  # asyncpg opens no implicit transaction
+        if self.driver == "psycopg":
+            if raw.info.transaction_status != 0:  # not IDLE
+                await raw.commit()
+            return
+        if self.driver == "aiosqlite":
+            if raw.in_transaction:
+                await raw.commit()
+            return
+        await _maybe(raw.commit())
+
+
+@dataclass
+class Guard:
+    """What the server reports after the guard: `read_only` decides whether the probe may run."""
+
+    read_only: bool
+    bounded: bool
+    read_back: str  # e.g. "transaction_read_only=on, statement_timeout=5s"
+    who: str = "the server"
+
+    def describe(self) -> str:
+        if not self.read_only:
+            return f"the session could not be made read-only ({self.who} reports {self.read_back})"
+        bound = "" if self.bounded else "; no server-side statement timeout in force (statements are bounded by the client only)"
+        return f"{self.who} confirms read-only transactions for this session: {self.read_back}{bound}"
 
 
 class Backend:
@@ -29,12 +106,9 @@ class Backend:
         info = conn.dialect.server_version_info or ()
         return f"{self.label} {'.'.join(str(part) for part in info)}".strip()
 
-    async def guard(self, conn: Any, timeout: float) -> str:
-        """Make the connection read-only and statement-bounded; returns how, for OSD501."""
+    async def guard(self, raw: DriverConnection, timeout: float) -> Guard:
+        """Make the session read-only and statement-bounded, then read back what is in force."""
         raise NotImplementedError
-
-    async def restore(self, conn: Any) -> None:
-        """Undo session-level settings, for a connection that goes back into the user's pool."""
 
     async def start_reading(self, conn: Any) -> None:
         """Prepare to read the server-side text (only SQLite needs to)."""
@@ -60,11 +134,17 @@ class PostgresBackend(Backend):
             return {"timeout": timeout, "command_timeout": timeout, "server_settings": {"application_name": "otel-sqla-doctor probe"}}
         return {"connect_timeout": max(1, math.ceil(timeout)), "application_name": "otel-sqla-doctor probe"}
 
-    async def guard(self, conn: Any, timeout: float) -> str:
-        # First statement of the transaction; SET LOCAL ends with it, so the user's pool is untouched.
-        await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-        return f"read-only transaction, statement_timeout {timeout:g}s"
+    async def guard(self, raw: DriverConnection, timeout: float) -> Guard:
+        # Session-wide, so it also holds for AUTOCOMMIT statements (SET TRANSACTION would need an
+        # open transaction, which an AUTOCOMMIT engine never has). The probe never hands this
+        # connection back to a pool: it is closed afterwards.
+        await raw.rows("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        await raw.rows(f"SET statement_timeout = {max(1, int(timeout * 1000))}")
+        await raw.settle()
+        read_only = str(await raw.value("SHOW transaction_read_only"))
+        statement_timeout = str(await raw.value("SHOW statement_timeout"))
+        await raw.settle()
+        return Guard(read_only == "on", statement_timeout not in ("0", "0ms"), f"transaction_read_only={read_only}, statement_timeout={statement_timeout}")
 
 
 class MySQLBackend(Backend):
@@ -86,17 +166,28 @@ class MySQLBackend(Backend):
         info = ".".join(str(part) for part in (conn.dialect.server_version_info or ())[:3])
         return f"MariaDB {info}" if getattr(conn.dialect, "is_mariadb", False) else f"MySQL {info}"
 
-    async def guard(self, conn: Any, timeout: float) -> str:
-        await conn.exec_driver_sql("START TRANSACTION READ ONLY")
-        if getattr(conn.dialect, "is_mariadb", False):
-            await conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:g}")
-            return f"read-only transaction, max_statement_time {timeout:g}s"
-        await conn.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}")
-        return f"read-only transaction, max_execution_time {timeout:g}s"
-
-    async def restore(self, conn: Any) -> None:
-        variable = "max_statement_time" if getattr(conn.dialect, "is_mariadb", False) else "max_execution_time"
-        await conn.exec_driver_sql(f"SET SESSION {variable} = DEFAULT")
+    async def guard(self, raw: DriverConnection, timeout: float) -> Guard:
+        # The session characteristic applies from the next transaction on, and to every
+        # statement under autocommit; settle() ends the implicit transaction already open.
+        await raw.rows("SET SESSION TRANSACTION READ ONLY")
+        version = str(await raw.value("SELECT VERSION()"))
+        if "mariadb" in version.lower():
+            variable, value = "max_statement_time", f"{timeout:g}"  # seconds
+        else:
+            variable, value = "max_execution_time", str(max(1, int(timeout * 1000)))  # ms, SELECT only
+        await raw.rows(f"SET SESSION {variable} = {value}")
+        await raw.settle()
+        read_only = None
+        for name in ("transaction_read_only", "tx_read_only"):  # MySQL 8 / MariaDB < 11.1
+            try:
+                read_only = await raw.value(f"SELECT @@session.{name}")
+                break
+            except Exception:
+                continue
+        bound = await raw.value(f"SELECT @@session.{variable}")
+        await raw.settle()
+        shown = f"{float(bound):g}" if bound is not None else "unknown"
+        return Guard(str(read_only) == "1", bool(bound), f"{name}={read_only}, {variable}={shown}")
 
 
 class SQLiteBackend(Backend):
@@ -117,12 +208,12 @@ class SQLiteBackend(Backend):
 
         return f"SQLite {sqlite3.sqlite_version}"
 
-    async def guard(self, conn: Any, timeout: float) -> str:
-        await conn.exec_driver_sql("PRAGMA query_only = ON")
-        return "PRAGMA query_only"
-
-    async def restore(self, conn: Any) -> None:
-        await conn.exec_driver_sql("PRAGMA query_only = OFF")
+    async def guard(self, raw: DriverConnection, timeout: float) -> Guard:
+        await raw.rows("PRAGMA query_only = ON")
+        query_only = await raw.value("PRAGMA query_only")
+        await raw.settle()
+        # SQLite has no statement timeout; the client's --timeout bounds every call.
+        return Guard(str(query_only) == "1", True, f"PRAGMA query_only={query_only}", who="SQLite")
 
     async def _driver_connection(self, conn: Any) -> Any:
         raw = await conn.get_raw_connection()

@@ -1,5 +1,5 @@
 """Run the probe in a process of its own: the application's interpreter, and whenever the user's
-code runs (`--engine`/`--setup`), so that it can be stopped.
+code runs (`--app`/`--engine`/`--setup`), so that it can be stopped.
 
 Only the doctor's own package directory is copied to a temporary directory and put first on that
 interpreter's sys.path, never the doctor's site-packages: the application must import its own
@@ -81,18 +81,24 @@ def run_in(
     dsn: str | None,
     engine_ref: str | None,
     setup_ref: str | None,
-    app_dir: str | Path | None,
+    app_dir: Any,
     timeout: float,
+    app_ref: str | None = None,
+    lifespan: bool | None = None,
 ) -> ProbeReport:
     redactor = Redactor()
     if dsn:
         redactor.add_url(dsn)
+    # One directory or several; resolved here: the app's interpreter starts in the same
+    # directory, but say it exactly.
+    dirs = [] if app_dir is None else [app_dir] if isinstance(app_dir, (str, Path)) else list(app_dir)
     request = {
         "dsn": dsn,
         "engine_ref": engine_ref,
         "setup_ref": setup_ref,
-        # Resolved here: the app's interpreter starts in the same directory, but say it exactly.
-        "app_dir": str(Path(app_dir).absolute()) if app_dir is not None else None,
+        "app_ref": app_ref,
+        "lifespan": lifespan,
+        "app_dirs": [str(Path(d).absolute()) for d in dirs],
         "timeout": timeout,
         "python": interpreter.python,
         "reason": interpreter.reason,
@@ -115,7 +121,7 @@ def run_in(
         outcome = _converse(proc, json.dumps(request), timeout)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return _report(outcome, interpreter, redactor, user_code=engine_ref is not None)
+    return _report(outcome, interpreter, redactor, user_code=engine_ref is not None or app_ref is not None)
 
 
 @dataclass

@@ -73,6 +73,41 @@ class ProbeEnvironment:
 
 
 @dataclass(frozen=True)
+class UserModule:
+    """One piece of the user's start-up (`role`: app, setup or engine): what was given or found,
+    what the probe did with it, and the file its module was imported from."""
+
+    role: str
+    reference: str
+    how: str
+    module: str | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "reference": self.reference, "how": self.how, "module": self.module, "file": self.file}
+
+
+@dataclass(frozen=True)
+class Startup:
+    """How the user's application was started before the probe (`--app`, `--setup`, `--engine`)."""
+
+    modules: tuple[UserModule, ...] = ()
+    lifespan: str | None = None  # what the ASGI lifespan did; None: no --app
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"modules": [m.to_dict() for m in self.modules], "lifespan": self.lifespan, "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Startup":
+        return cls(
+            modules=tuple(UserModule(**m) for m in data.get("modules", ())),
+            lifespan=data.get("lifespan"),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+
+@dataclass(frozen=True)
 class ProbeReport:
     """Everything one probe found, in check order, and the environment it ran in."""
 
@@ -80,6 +115,8 @@ class ProbeReport:
     target: str
     checks: tuple[CheckResult, ...]
     environment: ProbeEnvironment | None = None
+    scope: str | None = None  # what was probed, when it is not the application's own engine (DSN mode)
+    startup: Startup | None = None  # with --engine/--app: how the application was started
 
     @property
     def failed(self) -> bool:
@@ -98,8 +135,12 @@ class ProbeReport:
 
     def to_dict(self) -> dict:
         data: dict = {"version": self.version, "target": self.target}
+        if self.scope is not None:
+            data["scope"] = self.scope
         if self.environment is not None:
             data["environment"] = self.environment.to_dict()
+        if self.startup is not None:
+            data["startup"] = self.startup.to_dict()
         data["checks"] = [c.to_dict() for c in self.checks]
         return data
 
@@ -112,4 +153,5 @@ class ProbeReport:
             for c in data["checks"]
         )
         environment = ProbeEnvironment.from_dict(data["environment"]) if data.get("environment") else None
-        return cls(version=data["version"], target=data["target"], checks=checks, environment=environment)
+        startup = Startup.from_dict(data["startup"]) if data.get("startup") else None
+        return cls(version=data["version"], target=data["target"], checks=checks, environment=environment, startup=startup)

@@ -37,6 +37,9 @@ class Wiring:
     setup_error: str | None = None  # user mode: what the user's setup raised
     sync_engine: bool = False  # the user's object is a sync Engine
     logs: list[str] = field(default_factory=list)  # opentelemetry warnings/errors during setup
+    # user mode: where the engine's spans go, as live objects for OSD510 to test:
+    # (an SDK tracer feeding that pipeline, its active span processor, its TracerProvider or None)
+    span_routes: list[tuple[Any, Any, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +72,7 @@ class CacheMeasurement:
     prepares_commented: int | None = None
     skipped: str | None = None
     error: str | None = None
+    baseline: str = "with instrumentation suppressed"  # where the plain executions ran
 
 
 @dataclass

@@ -79,8 +79,8 @@ def _run(request: dict, watchdog: Any):
         project=Path(project) if project else None,
     )
     return run_here(
-        request["dsn"], request["engine_ref"], request["setup_ref"], request["app_dir"], request["timeout"], here,
-        watchdog=watchdog,
+        request["dsn"], request["engine_ref"], request["setup_ref"], request.get("app_dirs") or None, request["timeout"], here,
+        watchdog=watchdog, app_ref=request.get("app_ref"), lifespan=request.get("lifespan"),
     )
 
 
@@ -99,7 +99,7 @@ def main() -> int:
     redactor = Redactor()
     if request.get("dsn"):
         redactor.add_url(request["dsn"])
-    root = Path(request.get("app_dir") or ".").resolve()
+    root = Path((request.get("app_dirs") or ["."])[0]).resolve()  # file names in messages are relative to it
     watchdog = Watchdog(float(request["timeout"]), root=root, send=channel.send, expire=channel.stop_user_code)
     try:
         report = _run(request, watchdog)

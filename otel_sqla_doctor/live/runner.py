@@ -12,7 +12,7 @@ import asyncio
 import math
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from otel_sqla_doctor import __version__
 from otel_sqla_doctor.errors import UsageError
@@ -29,25 +29,34 @@ def probe(
     *,
     engine_ref: str | None = None,
     setup_ref: str | None = None,
-    app_dir: str | Path | None = None,
+    app_dir: str | Path | Sequence[str | Path] | None = None,
     timeout: float = 5.0,
     python: str | Path | Interpreter | None = None,
+    app_ref: str | None = None,
+    lifespan: bool | None = None,
 ) -> ProbeReport:
     """Run the live checks OSD501-OSD510 and return the report.
 
     With `dsn` (or nothing: in-memory SQLite) the probe builds and instruments its own engine.
-    With `engine_ref` ("package.module:attr") it runs `setup_ref` first, imports the user's
-    engine and probes it as the application wired it. `python` is the interpreter to run in (a
-    path, or an `Interpreter` from `choose_interpreter`); None runs in this process. Raises
-    UsageError for a DSN that cannot be used or a bad reference, MissingPackage (exit code 1) for
-    a package the interpreter lacks; everything else, including "cannot connect", is a check result.
+    With `engine_ref` and/or `app_ref` it starts the user's application as it starts in
+    production (see `userapp`): the setup, the ASGI app (`app_ref`, "module:app" or a factory
+    "module:create_app"), the app's lifespan (`lifespan`; None: with `app_ref`), and only then
+    the engine (`engine_ref`, or the one AsyncEngine the app holds), which it probes as the
+    application wired it. `app_dir` is one directory or several. `python` is the interpreter to
+    run in (a path, or an `Interpreter` from `choose_interpreter`); None runs in this process.
+    Raises UsageError for a DSN that cannot be used or a bad reference, MissingPackage (exit
+    code 1) for a package the interpreter lacks; everything else, including "cannot connect", is
+    a check result.
     """
-    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout, app_ref=app_ref, lifespan=lifespan)
     interpreter = _interpreter(python)
-    if not interpreter.current or engine_ref:
+    if not interpreter.current or engine_ref or app_ref:
         from otel_sqla_doctor.live.isolated import run_in
 
-        return run_in(interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout)
+        return run_in(
+            interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout,
+            app_ref=app_ref, lifespan=lifespan,
+        )
     return run_here(dsn, None, None, app_dir, timeout, interpreter)
 
 
@@ -56,17 +65,20 @@ async def probe_async(
     *,
     engine_ref: str | None = None,
     setup_ref: str | None = None,
-    app_dir: str | Path | None = None,
+    app_dir: str | Path | Sequence[str | Path] | None = None,
     timeout: float = 5.0,
     python: str | Path | Interpreter | None = None,
+    app_ref: str | None = None,
+    lifespan: bool | None = None,
 ) -> ProbeReport:
-    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout, app_ref=app_ref, lifespan=lifespan)
     interpreter = _interpreter(python)
-    if not interpreter.current or engine_ref:
+    if not interpreter.current or engine_ref or app_ref:
         from otel_sqla_doctor.live.isolated import run_in
 
         return await asyncio.to_thread(
-            run_in, interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout
+            run_in, interpreter, dsn=dsn, engine_ref=engine_ref, setup_ref=setup_ref, app_dir=app_dir, timeout=timeout,
+            app_ref=app_ref, lifespan=lifespan,
         )
     redactor = Redactor()
     try:
@@ -81,15 +93,34 @@ MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 3600.0
 
 
-def validate_options(dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float) -> None:
+def validate_options(
+    dsn: str | None, engine_ref: str | None, setup_ref: str | None, app_dir: Any, timeout: float, *,
+    app_ref: str | None = None, lifespan: bool | None = None,
+) -> None:
     """The usage errors that need no interpreter: raised before one is looked for or started."""
+    from otel_sqla_doctor.live.userapp import app_dirs, is_app_path, parse_reference
+
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
         shown = f"{timeout:g}" if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else repr(timeout)
         raise UsageError(f"--timeout must be a number of seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, got {shown}")
     if engine_ref and dsn:
         raise UsageError("give either a DSN or --engine, not both")
-    if setup_ref and not engine_ref:
-        raise UsageError("--setup only applies together with --engine")
+    if app_ref and dsn:
+        raise UsageError("give either a DSN or --app, not both")
+    if setup_ref and not (engine_ref or app_ref):
+        raise UsageError("--setup only applies together with --engine or --app")
+    if lifespan and not app_ref:
+        raise UsageError("--lifespan needs --app: the ASGI app whose lifespan to run")
+    if engine_ref and is_app_path(engine_ref) and not app_ref:
+        raise UsageError(f"--engine {engine_ref} is a path into the app; give --app module:app too (or --engine package.module:attribute)")
+    # The forms, and that a file given by path exists: before an interpreter is started.
+    if app_ref:
+        parse_reference(app_ref, "--app")
+    if setup_ref:
+        parse_reference(setup_ref, "--setup", import_only=True)
+    if engine_ref and not is_app_path(engine_ref):
+        parse_reference(engine_ref, "--engine")
+    app_dirs(app_dir)
 
 
 def _interpreter(python: str | Path | Interpreter | None) -> Interpreter:
@@ -109,30 +140,44 @@ def run_here(
     interpreter: Interpreter,
     *,
     watchdog: Any = None,
+    app_ref: str | None = None,
+    lifespan: bool | None = None,
 ) -> ProbeReport:
-    """The probe in this process, which is `interpreter`'s. The user's code (`--engine`) runs
-    first, in this thread, with no event loop running; `watchdog` (a `userapp.Watchdog`) bounds
-    it and the probe's event loop. Run the user's code only in a process of its own."""
+    """The probe in this process, which is `interpreter`'s. The user's code (`--engine`/`--app`)
+    runs first, in this thread, with no event loop running between its steps; `watchdog` (a
+    `userapp.Watchdog`) bounds it and the probe's event loop. The app's lifespan is shut down
+    after the probe. Run the user's code only in a process of its own."""
     from otel_sqla_doctor.live.userapp import EventLoop
 
-    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout)
+    validate_options(dsn, engine_ref, setup_ref, app_dir, timeout, app_ref=app_ref, lifespan=lifespan)
     redactor = Redactor()
     loop = EventLoop()
+    app = None
     try:
         try:
             require()
-            if engine_ref:
+            if engine_ref or app_ref:
                 from otel_sqla_doctor.live.userapp import load_user_app
 
                 env = read_environment()
-                app = load_user_app(engine_ref, setup_ref, app_dir, redactor, loop=loop, guard=watchdog)
-                observations = loop.run(_observe_user_engine(app, engine_ref, env, timeout, redactor, watchdog))
+                app = load_user_app(
+                    engine_ref, setup_ref, app_dir, redactor, loop=loop, guard=watchdog, app_ref=app_ref, lifespan=lifespan,
+                    timeout=timeout,
+                )
+                try:
+                    observations = loop.run(_observe_user_engine(app, app.engine_name, env, timeout, redactor, watchdog))
+                finally:
+                    app.shutdown()
             else:
                 observations = loop.run(_observe_dsn(dsn, timeout, redactor, watchdog))
         except MissingPackage as exc:
             raise exc.located(interpreter.python, f"{interpreter.whose}: {interpreter.reason}") from None
     finally:
         loop.close()
+    if app is not None:  # how the application was started, beside the interpreter lines
+        import dataclasses
+
+        return dataclasses.replace(_finish(observations, interpreter, redactor), startup=app.startup())
     return _finish(observations, interpreter, redactor)
 
 
@@ -149,7 +194,13 @@ def _finish(observations: Observations, interpreter: Interpreter, redactor: Reda
         from otel_sqla_doctor.live.declared import read_declared
 
         observations.declared = read_declared(interpreter.project)
-    return _judge(observations, redactor)
+    report = _judge(observations, redactor)
+    if observations.wiring.mode == "user" and observations.wiring.span_routes:
+        # The app's own process, which ends after the report: its exporters must not hold it.
+        from otel_sqla_doctor.live.checks._exporters import release
+
+        release(observations.wiring.span_routes)
+    return report
 
 
 def _judge(observations: Observations, redactor: Redactor) -> ProbeReport:
@@ -172,8 +223,16 @@ def _judge(observations: Observations, redactor: Redactor) -> ProbeReport:
             )
         )
     return ProbeReport(
-        version=__version__, target=redactor.text(observations.target), checks=tuple(results), environment=observations.environment
+        version=__version__, target=redactor.text(observations.target), checks=tuple(results), environment=observations.environment,
+        scope=DSN_SCOPE if observations.wiring.mode == "doctor" else None,
     )
+
+
+# DSN mode probes the doctor's own engine, not the application's: the report says so.
+DSN_SCOPE = (
+    "DSN mode: checks this database and its driver path with the doctor's reference wiring (its own engine, "
+    "instrumented with the commenter on), not your application's engine; --engine probes your app's own wiring"
+)
 
 
 def _watched(watchdog: Any, subject: str):
@@ -274,25 +333,9 @@ def _remove_foreign_tracers(sync_engine: Any, ours: Any) -> None:
     """The process's global instrumentation also attached its tracers to our private engine
     (through the patched factories); detach them so the probe measures one known tracer. The
     module-level after-execute/error listeners are shared by all tracers and stay."""
-    from sqlalchemy import event
-    from sqlalchemy.exc import InvalidRequestError
+    from otel_sqla_doctor.live.wiring import detach_tracers
 
-    from otel_sqla_doctor.live.wiring import engine_tracers
-
-    for tracer in engine_tracers(sync_engine):
-        if tracer is ours:
-            continue
-        for identifier, listener in (
-            ("before_cursor_execute", tracer._before_cur_exec),
-            ("connect", tracer._pool_connect),
-            ("close", tracer._pool_close),
-            ("checkin", tracer._pool_checkin),
-            ("checkout", tracer._pool_checkout),
-        ):
-            try:
-                event.remove(sync_engine, identifier, listener)
-            except InvalidRequestError:
-                pass
+    detach_tracers(sync_engine, keep=ours)
 
 
 async def _observe_user_engine(app: Any, engine_ref: str, env: Any, timeout: float, redactor: Redactor, watchdog: Any = None) -> Observations:

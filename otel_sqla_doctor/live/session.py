@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import text
 
-from otel_sqla_doctor.live.backends import PROBE_PARAMETER, Backend
+from otel_sqla_doctor.live.backends import PROBE_PARAMETER, Backend, DriverConnection, Guard
 from otel_sqla_doctor.live.capture import SpanRecorder
 from otel_sqla_doctor.live.connect_errors import describe_connect_error
 from otel_sqla_doctor.live.observations import CacheMeasurement, ConnectOutcome, QueryOutcome
@@ -91,7 +91,9 @@ async def run_session(
     restore: bool,
     cache_skip: str | None = None,
 ) -> tuple[ConnectOutcome, QueryOutcome | None, CacheMeasurement | None]:
-    """`cache_skip`: why OSD508's measurement would measure nothing (no commenter on this engine)."""
+    """`cache_skip`: why OSD508's measurement would measure nothing (no commenter on this engine).
+    `restore`: the engine is the user's; its connection is closed afterwards (invalidated), never
+    handed back to the pool with the probe's session settings."""
     url = engine.url
     problem = driver_option_problem(url, driver)
     if problem is not None:
@@ -100,8 +102,7 @@ async def run_session(
     conn = engine.connect()
     try:
         await _bounded(conn.start(), timeout, "connecting")
-        with suppress_instrumentation():
-            guards = await _bounded(backend.guard(conn, timeout), timeout, "setting the session read-only")
+        guard = await _bounded(guard_connection(conn, backend, driver, timeout), timeout, "setting the session read-only")
     except Exception as exc:
         argument = _driver_argument_problem(exc, driver)
         if argument is not None:
@@ -113,10 +114,20 @@ async def run_session(
                 exc, host=url.host or "localhost", port=url.port or backend.default_port, user=url.username,
                 database=url.database, timeout=timeout,
             )
-        await _close(conn, timeout)
+        await _close(conn, timeout, invalidate=restore)
         return ConnectOutcome(False, redactor.text(detail), remediation), None, None
     elapsed_ms = (time.monotonic() - started) * 1000
-    connect = ConnectOutcome(True, f"connected to {backend.describe_server(conn)} through {driver} in {elapsed_ms:.0f} ms; {guards}")
+    connected = f"connected to {backend.describe_server(conn)} through {driver} in {elapsed_ms:.0f} ms"
+    if not guard.read_only:
+        # A safety claim must be true: without a read-only session the probe runs nothing.
+        await _close(conn, timeout, invalidate=restore)
+        return ConnectOutcome(
+            False,
+            f"{connected}, but {guard.describe()}; the probe ran no statement",
+            "probe with a role or server that allows SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY "
+            "(MySQL/MariaDB: SET SESSION TRANSACTION READ ONLY)",
+        ), None, None
+    connect = ConnectOutcome(True, f"{connected}; {guard.describe()}")
 
     try:
         query = await _probe_query(conn, backend, recorder, parent_tracer, timeout, redactor)
@@ -125,25 +136,26 @@ async def run_session(
             if cache_skip:
                 cache = CacheMeasurement(CACHE_EXECUTIONS, skipped=cache_skip)
             else:
-                cache = await _measure_cache(conn, driver, parent_tracer, timeout, redactor)
-        if restore:
-            try:
-                with suppress_instrumentation():
-                    await _bounded(conn.rollback(), timeout, "rolling back")
-                    await _bounded(backend.restore(conn), timeout, "restoring session settings")
-            except Exception:  # never hand a connection with the probe's settings back to the pool
-                try:
-                    await asyncio.wait_for(conn.invalidate(), timeout)
-                except Exception:
-                    pass
+                cache = await _measure_cache(conn, engine, backend, driver, parent_tracer, timeout, redactor)
     finally:
-        await _close(conn, timeout)
+        await _close(conn, timeout, invalidate=restore)
     return connect, query, cache
 
 
-async def _close(conn: Any, timeout: float) -> None:
+async def guard_connection(conn: Any, backend: Backend, driver: str, timeout: float) -> Guard:
+    """Make `conn`'s session read-only and bounded on the driver's own connection (no engine
+    event, so no span and no comment) and read back what the server has in force."""
+    raw = await DriverConnection.of(conn, driver)
+    with suppress_instrumentation():  # a driver-level instrumentation (asyncpg's) honours it
+        return await backend.guard(raw, timeout)
+
+
+async def _close(conn: Any, timeout: float, *, invalidate: bool = False) -> None:
     try:
         with suppress_instrumentation():
+            if invalidate:
+                # The user's pool never gets a connection with the probe's session settings back.
+                await asyncio.wait_for(conn.invalidate(), timeout)
             await asyncio.wait_for(conn.close(), timeout)
     except Exception:  # a dead or hung connection: nothing more to learn from it
         pass
@@ -189,37 +201,109 @@ async def _probe_query(
     )
 
 
-async def _measure_cache(conn: Any, driver: str, parent_tracer: Any, timeout: float, redactor: Redactor) -> CacheMeasurement:
-    """Count the server-side prepared statements N identical executions create on this
-    connection: once with instrumentation suppressed (no comment), once traced (a new
-    traceparent, so new SQL text, each time). Each PREPARE gets a new `__asyncpg_stmt_N__` name;
-    reading pg_prepared_statements after every execution counts them even when a small cache
-    closes them again."""
+async def _measure_cache(
+    conn: Any, engine: Any, backend: Backend, driver: str, parent_tracer: Any, timeout: float, redactor: Redactor
+) -> CacheMeasurement:
+    """Count the server-side prepared statements N identical executions create: traced on the
+    probed connection (a new traceparent, so new SQL text, each time), and plain on a connection
+    of a second engine the probe creates on the same URL, with no tracer on it. Not by
+    suppressing the instrumentation: 0.52b1 ignores suppress_instrumentation(), so its "plain"
+    run carried comments too. Each PREPARE gets a new `__asyncpg_stmt_N__` name; reading
+    pg_prepared_statements (on the driver's connection, so the read itself is never traced) after
+    every execution counts them even when a small cache closes them again. The texts read there
+    also show whether the comment was really on the traced statements and off the plain ones."""
     n = CACHE_EXECUTIONS
     if driver != "asyncpg":
         return CacheMeasurement(n, skipped=f"only measured with asyncpg (this engine uses {driver})")
-    names_sql = text("SELECT name FROM pg_prepared_statements WHERE strpos(statement, :marker) > 0")
+    names_sql = "SELECT name, statement FROM pg_prepared_statements WHERE strpos(statement, $1) > 0"
 
-    async def prepares(marker: str, traced: bool) -> int:
+    async def prepares(on: Any, marker: str, traced: bool) -> tuple[int, int]:
+        """(distinct prepared statements, how many of their texts carry a traceparent)"""
+        raw = await DriverConnection.of(on, driver)
         statement = f"SELECT '{marker}' AS statement_cache_probe"
-        names: set[str] = set()
+        seen: dict[str, str] = {}
         for _ in range(n):
             if traced:
-                await _bounded(conn.exec_driver_sql(statement), timeout, "the statement-cache probe")
+                await _bounded(on.exec_driver_sql(statement), timeout, "the statement-cache probe")
             else:
                 with suppress_instrumentation():
-                    await _bounded(conn.exec_driver_sql(statement), timeout, "the statement-cache probe")
+                    await _bounded(on.exec_driver_sql(statement), timeout, "the statement-cache probe")
             with suppress_instrumentation():
                 # The marker is a parameter, so this query's own text does not match itself.
-                rows = await _bounded(conn.execute(names_sql, {"marker": marker}), timeout, "reading pg_prepared_statements")
-                names.update(rows.scalars())
-        return len(names)
+                rows = await _bounded(raw.rows(names_sql, marker), timeout, "reading pg_prepared_statements")
+            seen.update({name: text for name, text in rows})
+        return len(seen), sum(1 for text in seen.values() if "traceparent=" in text)
 
     token = secrets.token_hex(4)
     try:
-        plain = await prepares(f"osd508-plain-{token}", traced=False)
         with parent_tracer.start_as_current_span("otel-sqla-doctor statement-cache probe"):
-            commented = await prepares(f"osd508-traced-{token}", traced=True)
+            commented, with_comment = await prepares(conn, f"osd508-traced-{token}", traced=True)
     except Exception as exc:
         return CacheMeasurement(n, error=_one_line(exc, redactor))
-    return CacheMeasurement(n, prepares_plain=plain, prepares_commented=commented)
+    if commented and not with_comment:
+        return CacheMeasurement(n, prepares_commented=commented, skipped="the traced statements reached the server without a traceparent comment, so there is no comment to measure (see OSD506)")
+    try:
+        cache_size = await _cache_size(conn)
+        plain, plain_with_comment = await _bounded(
+            _on_second_engine(engine, backend, driver, timeout, cache_size, lambda c: prepares(c, f"osd508-plain-{token}", traced=False)),
+            timeout * 3, "the baseline on a second engine",
+        )
+    except Exception as exc:
+        return CacheMeasurement(n, prepares_commented=commented, error=f"the baseline on a second, uninstrumented engine failed: {_one_line(exc, redactor)}")
+    if plain_with_comment:
+        return CacheMeasurement(n, prepares_commented=commented, error="the baseline statements still carried a sqlcommenter comment, so there is nothing to compare with")
+    return CacheMeasurement(n, prepares_plain=plain, prepares_commented=commented, baseline="a second engine on the same URL that nothing instruments")
+
+
+async def _cache_size(conn: Any) -> int | None:
+    """The probed engine's asyncpg statement-cache size (the URL's or connect_args'
+    prepared_statement_cache_size), so that the baseline engine caches alike."""
+    fairy = await conn.get_raw_connection()
+    adapted = getattr(fairy, "dbapi_connection", None)
+    missing = object()
+    cache = getattr(adapted, "_prepared_statement_cache", missing)
+    if cache is missing:
+        return None
+    return 0 if cache is None else getattr(cache, "capacity", None)
+
+
+def _uninstrumented_engine(url: Any, connect_args: dict) -> Any:
+    """An AsyncEngine on `url` that no tracer watches: built by the original factory, with the
+    tracers a global instrument() attached anyway removed, and SQLAlchemy's own Engine.connect
+    (instrument() wraps it to record a "connect" span) for its connections."""
+    import sqlalchemy.ext.asyncio
+    from sqlalchemy.engine.base import Engine
+    from sqlalchemy.pool import NullPool
+
+    from otel_sqla_doctor.live.wiring import detach_tracers
+
+    factory = sqlalchemy.ext.asyncio.create_async_engine
+    factory = getattr(factory, "__wrapped__", factory)
+    engine = factory(url, poolclass=NullPool, connect_args=connect_args)
+    detach_tracers(engine.sync_engine)
+    connect = vars(Engine)["connect"]
+    connect = getattr(connect, "__wrapped__", connect)
+    engine.sync_engine.connect = connect.__get__(engine.sync_engine)
+    return engine
+
+
+async def _on_second_engine(engine: Any, backend: Backend, driver: str, timeout: float, cache_size: int | None, work: Any) -> Any:
+    from otel_sqla_doctor.live.wiring import engine_tracers
+
+    connect_args = backend.connect_args(driver, timeout)
+    if cache_size is not None:
+        connect_args["prepared_statement_cache_size"] = cache_size
+    second = _uninstrumented_engine(engine.url, connect_args)
+    try:
+        if engine_tracers(second.sync_engine):
+            raise RuntimeError("a tracer could not be removed from it")
+        async with second.connect() as conn:
+            guard = await guard_connection(conn, backend, driver, timeout)
+            if not guard.read_only:
+                raise RuntimeError(guard.describe())
+            return await work(conn)
+    finally:
+        try:
+            await asyncio.wait_for(second.dispose(), timeout)
+        except Exception:
+            pass

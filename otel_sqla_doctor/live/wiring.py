@@ -48,6 +48,32 @@ def engine_tracers(sync_engine: Any) -> list[Any]:
     return tracers
 
 
+_TRACER_EVENTS = ("before_cursor_execute", "after_cursor_execute", "handle_error", "connect", "close", "checkin", "checkout")
+
+
+def detach_tracers(sync_engine: Any, keep: Any = None) -> None:
+    """Remove every EngineTracer's listeners from this engine (and its pool), except `keep`'s.
+    Found by the listeners' owner, not by attribute names, which differ between releases. The
+    module-level after-execute/error listeners end only spans a tracer started, and stay."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import InvalidRequestError
+
+    try:
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    except ImportError:
+        return
+    for identifier in _TRACER_EVENTS:
+        target = sync_engine.pool if identifier in ("connect", "close", "checkin", "checkout") else sync_engine
+        listeners = getattr(target.dispatch, identifier, ())
+        for listener in list(listeners):
+            owner = getattr(listener, "__self__", None)
+            if isinstance(owner, EngineTracer) and owner is not keep:
+                try:
+                    event.remove(sync_engine, identifier, listener)
+                except InvalidRequestError:
+                    pass
+
+
 def real_tracer(tracer: Any) -> Any:
     """A ProxyTracer resolves to the SDK tracer once a provider is set, else to a no-op tracer."""
     from opentelemetry.trace import ProxyTracer
@@ -94,6 +120,7 @@ def attach_to_user_provider(sync_engine: Any, recorder: Any) -> tuple[Wiring, An
         global_provider.add_span_processor(recorder)
         attached.add(id(global_provider._active_span_processor))
         parent_tracer = global_provider.get_tracer("otel-sqla-doctor")
+        wiring.span_routes.append((parent_tracer, global_provider._active_span_processor, global_provider))
     explicit = False
     for engine_tracer in tracers:
         tracer = real_tracer(engine_tracer.tracer)
@@ -102,6 +129,7 @@ def attach_to_user_provider(sync_engine: Any, recorder: Any) -> tuple[Wiring, An
             processors.add_span_processor(recorder)
             attached.add(id(processors))
             explicit = True
+            wiring.span_routes.append((tracer, processors, None))
     if wiring.provider != "disabled":
         if isinstance(global_provider, SdkProvider):
             wiring.provider = "sdk"

@@ -46,6 +46,9 @@ def summary_line(result: ScanResult, style: Style) -> str:
     errors = f", {len(result.errors)} could not be read" if result.errors else ""
     notices = getattr(result, "notices", ())
     errors += f", {len(notices)} skipped as too large" if notices else ""
+    if not result.findings and result.errors:
+        # Never a green line over files that were not checked.
+        return style(f"No problems found in the files that could be read ({scanned}{errors}).", "red")
     if not result.findings:
         return style(f"No problems found ({scanned}{errors}).", "green")
     n = len(result.findings)

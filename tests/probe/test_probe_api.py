@@ -22,7 +22,7 @@ def test_probe_returns_a_frozen_report_whose_dict_is_the_json_shape():
     with pytest.raises(dataclasses.FrozenInstanceError):
         report.target = "changed"  # type: ignore[misc]
     as_dict = report.to_dict()
-    assert list(as_dict) == ["version", "target", "environment", "checks"]
+    assert list(as_dict) == ["version", "target", "scope", "environment", "checks"]  # scope: DSN mode says what it probed
     assert as_dict["environment"]["reason"] == "the calling Python process"
     assert list(as_dict["checks"][0]) == ["code", "name", "status", "detail", "remediation"]
 

@@ -56,8 +56,9 @@ def test_text_report_says_whose_environment_it_judged(tool_venv, tmp_path):
     run = tool(tool_venv, cwd=tmp_path)
 
     assert run.exit_code == 0
-    assert run.stdout.splitlines()[1].startswith(f"python: {python_of(tool_venv)} (")
-    assert ", the doctor's own environment: no application environment found" in run.stdout.splitlines()[1]
+    python_line = next(line for line in run.stdout.splitlines() if line.startswith("python: "))
+    assert python_line.startswith(f"python: {python_of(tool_venv)} (")
+    assert ", the doctor's own environment: no application environment found" in python_line
 
 
 def test_without_an_app_env_on_postgres(tool_venv, tmp_path, pg_dsn):

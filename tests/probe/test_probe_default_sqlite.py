@@ -19,7 +19,7 @@ def test_default_probe_passes_and_reads_the_traceparent_back_from_sqlite(invoke)
 
     assert run.exit_code == 0, run.output
     report = run.json()
-    assert list(report) == ["version", "target", "environment", "checks"]
+    assert list(report) == ["version", "target", "scope", "environment", "checks"]  # scope: DSN mode says what it probed
     assert report["environment"]["whose"] == "application"  # this checkout's .venv, where the doctor runs too
     assert report["target"] == "sqlite+aiosqlite://"
     assert [c["code"] for c in report["checks"]] == CODES

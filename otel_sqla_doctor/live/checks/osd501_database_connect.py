@@ -1,9 +1,13 @@
 """OSD501 database-connect: the database is reachable and accepts the credentials, through an
 async driver, within `--timeout`.
 
-The session is then made read-only (a read-only transaction on PostgreSQL and MySQL/MariaDB,
-`PRAGMA query_only` on SQLite) and statement-bounded before anything else runs. A refused port,
-an unknown host, a bad password, an unknown database and a silent server each get one line.
+The session is then made read-only for every transaction (`SET SESSION CHARACTERISTICS AS
+TRANSACTION READ ONLY` on PostgreSQL, `SET SESSION TRANSACTION READ ONLY` on MySQL/MariaDB,
+`PRAGMA query_only` on SQLite), so also on an AUTOCOMMIT engine, and statement-bounded, before
+anything else runs; the detail reports what the server then shows in force (read back), never
+what was merely asked for. When the server does not show the session read-only, the probe runs no
+statement and this check fails. A refused port, an unknown host, a bad password, an unknown
+database and a silent server each get one line.
 """
 
 from __future__ import annotations

@@ -69,9 +69,16 @@ class CommenterReachedServer(Check):
         doubled = DOUBLED.findall(COMMENT.findall(received)[-1])
         if doubled:
             key, value = doubled[0]
-            return self.warned(
-                f"{detail}; but values arrive %-doubled ({key}='{value}'), which sqlcommenter parsers do not decode",
+            fix = (
                 "nothing to change in the app: this is upstream behaviour for drivers that do not interpolate; "
-                "normalise '%%' to '%' where you parse the comments (query insights, log pipelines)",
+                "normalise '%%' to '%' where you parse the comments (query insights, log pipelines)"
             )
+            if obs.wiring.mode == "doctor":
+                # DSN mode: the doctor's engine has the commenter on; the app's may not.
+                fix = (
+                    f"if your app enables the commenter (enable_commenter=True) with {obs.driver or 'this driver'}, its comments arrive "
+                    "the same way (upstream behaviour for drivers that do not interpolate): normalise '%%' to '%' where you "
+                    "parse them (query insights, log pipelines); if it does not, nothing to change"
+                )
+            return self.warned(f"{detail}; but values arrive %-doubled ({key}='{value}'), which sqlcommenter parsers do not decode", fix)
         return self.passed(detail)

@@ -1,9 +1,15 @@
-"""OSD510 exporter-reachable: when an OTLP endpoint is configured
-(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`), one test span sent with
-the configured protocol (`grpc`, the Python default, or `http/protobuf`) is accepted.
+"""OSD510 exporter-reachable: the exporters spans really go to accept a test span.
 
-The span is built by a private TracerProvider and exported once with the real OTLP exporter,
-so headers, TLS and compression settings from the environment apply exactly as in the app.
+When an OTLP endpoint is configured in the environment (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+`OTEL_EXPORTER_OTLP_ENDPOINT`), one test span is sent with the configured protocol (`grpc`, the
+Python default, or `http/protobuf`) by a real OTLP exporter built from the environment, so
+headers, TLS and compression settings apply exactly as in the app.
+
+Without one, with `--engine`, the exporters the application's TracerProvider really has are
+tested: found by walking its span processors (BatchSpanProcessor, SimpleSpanProcessor), one test
+span goes through the app's own pipeline and is flushed within `--timeout`; each exporter is
+reported with its endpoint and whether it accepted the span. Apps configure their exporter in
+code, with the endpoint in their settings: those are the ones that must work.
 
 Credentials never reach the report: the endpoint's password (`http://user:pw@collector`) and the
 values of the OTLP header variables (`authorization=Bearer ...`) are scrubbed from every line,
@@ -68,7 +74,12 @@ class ExporterReachable(Check):
         env = obs.env
         self._redactor = _secrets(env.otlp_endpoint)
         if env.otlp_endpoint is None:
-            return self.skipped("skipped: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset)")
+            if obs.wiring.mode == "user":
+                return self._app_exporters(obs)
+            return self.skipped(
+                "skipped: no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT unset); "
+                "with --engine the exporters your app's TracerProvider has are tested"
+            )
         protocol = env.otlp_protocol
         where = f"{mask_url(env.otlp_endpoint)} ({env.otlp_endpoint_var}, protocol {protocol})"
         if protocol not in ("grpc", "http/protobuf"):
@@ -114,3 +125,31 @@ class ExporterReachable(Check):
             f"{where} did not accept the test span: {reason}",
             "check that a collector listens there with this protocol (gRPC usually :4317, HTTP :4318/v1/traces), and its headers/TLS settings",
         )
+
+    def _app_exporters(self, obs: Observations) -> CheckResult:
+        from otel_sqla_doctor.live.capture import SpanRecorder
+        from otel_sqla_doctor.live.checks._exporters import test_exporters
+
+        unset = "no OTEL_EXPORTER_OTLP_* endpoint set"
+        if obs.wiring.provider == "disabled":
+            return self.skipped(f"skipped: {unset}, and the SDK is disabled (OTEL_SDK_DISABLED), so no span is exported")
+        routes = obs.wiring.span_routes
+        if not routes:
+            return self.skipped(f"skipped: {unset}, and no SDK TracerProvider receives the engine's spans (see OSD503), so there is no exporter to test")
+        tests = test_exporters(routes, obs.timeout, self._redactor, skip=(SpanRecorder,))
+        if not tests:
+            return self.warned(
+                f"{unset}; your TracerProvider has no span processor: its spans are exported nowhere",
+                "add one with an exporter, e.g. provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=...)))",
+            )
+        found = "; ".join(test.describe() for test in tests)
+        if all(test.outcome == "not tested" for test in tests):
+            return self.skipped(f"skipped: {unset}; your TracerProvider's processors hold no exporter the probe can test: {found}")
+        failed = [test for test in tests if test.outcome in ("refused", "no answer")]
+        if failed:
+            return self.failed(
+                f"exporters of your TracerProvider ({unset}): {found}",
+                "check that a collector listens at that endpoint with the exporter's protocol (gRPC usually :4317, "
+                "HTTP :4318/v1/traces), and the exporter's headers/TLS settings, where your code configures it",
+            )
+        return self.passed(f"exporters of your TracerProvider ({unset}): {found}")

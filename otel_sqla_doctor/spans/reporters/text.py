@@ -11,17 +11,20 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def render_text(report: SpanReport, style: Style, *, verbose: bool = False, title: str = "doctor spans") -> str:
+def render_text(report: SpanReport, style: Style, *, verbose: bool = False, title: str = "doctor spans", quiet: bool = False) -> str:
+    """`quiet` (-q): only failed checks, their findings, errors and the verdict; no banner, file
+    warnings, passed checks, fixes or notes."""
     lines: list[str] = []
     stats = report.stats
     formats = ", ".join(sorted({f.format for f in report.files})) or "-"
-    lines.append(
-        style(title, "bold")
-        + f": {_plural(len(report.files), 'file')} ({formats}), {_plural(stats.spans, 'span')} in "
-        + f"{_plural(stats.traces, 'trace')}, {_plural(stats.db_spans, 'database span')}"
-        + (f", {stats.unended_spans} never ended" if stats.unended_spans else "")
-    )
-    for file in report.files:
+    if not quiet:
+        lines.append(
+            style(title, "bold")
+            + f": {_plural(len(report.files), 'file')} ({formats}), {_plural(stats.spans, 'span')} in "
+            + f"{_plural(stats.traces, 'trace')}, {_plural(stats.db_spans, 'database span')}"
+            + (f", {stats.unended_spans} never ended" if stats.unended_spans else "")
+        )
+    for file in () if quiet else report.files:
         for warning in file.warnings:
             lines.append(style(f"    {file.path}: {warning}", "dim"))
     by_code: dict[str, list] = {}
@@ -35,6 +38,8 @@ def render_text(report: SpanReport, style: Style, *, verbose: bool = False, titl
     for code, name in report.checks if report.checked else ():
         findings = by_code.get(code, [])
         if not findings:
+            if quiet:
+                continue
             lines.append(f"{style(MARKS['pass'], MARK_STYLES['pass'])} {code} {name}")
             continue
         failed += 1
@@ -55,8 +60,9 @@ def render_text(report: SpanReport, style: Style, *, verbose: bool = False, titl
                     lines.append(style(f"      {key}: {value}", "dim"))
         if len(findings) > len(shown):
             lines.append(style(f"    … and {len(findings) - len(shown)} more (-v shows all)", "dim"))
-        lines.append(f"    {style('fix:', 'cyan')} {BY_CODE[code].FIX if code in BY_CODE else findings[0].fix}")
-    for note in report.notes:
+        if not quiet:
+            lines.append(f"    {style('fix:', 'cyan')} {BY_CODE[code].FIX if code in BY_CODE else findings[0].fix}")
+    for note in () if quiet else report.notes:
         lines.append(f"{style(MARKS['info'], MARK_STYLES['info'])} {note}")
     if failed:
         total = len(report.findings)

@@ -1,0 +1,1 @@
+"""Inventory service: an app factory whose lifespan creates and instruments the engine."""
