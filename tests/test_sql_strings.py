@@ -55,6 +55,11 @@ def _split(template: str) -> tuple[str, str]:
         ("EXPLAIN ANALYZE {}", FRAGMENT),
         ("{}", FRAGMENT),
         ("UPDATE t SET {} WHERE id = :id", FRAGMENT),
+        ("WITH v AS (\n  {}\n), f AS (?) SELECT * FROM v", FRAGMENT),
+        ("SELECT * FROM t WHERE EXISTS ({})", FRAGMENT),
+        ("SELECT * FROM t WHERE lower({}) LIKE :search", IDENTIFIER),
+        ("SELECT CAST(x AS int) FROM t WHERE id = CAST({} AS int)", VALUE),
+        ("SELECT id FROM ?\n    {}\n    ORDER BY id", FRAGMENT),
     ],
 )
 def test_position(template, expected):

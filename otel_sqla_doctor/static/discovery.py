@@ -34,6 +34,19 @@ SKIPPED_DIRS = frozenset(
     }
 )
 
+# Skipped names that are also ordinary package names: `build/` inside a package (a folder whose
+# parent holds an `__init__.py`) is a sub-package, never an artefact folder.
+PACKAGE_NAMES = frozenset({"build", "dist", "env"})
+
+
+def is_subpackage_dir(directory: Path) -> bool:
+    return directory.name in PACKAGE_NAMES and (directory.parent / "__init__.py").is_file()
+
+
+def _skipped_dir(directory: Path) -> bool:
+    return directory.name in SKIPPED_DIRS and not is_subpackage_dir(directory)
+
+
 # Files that declare dependencies (OSD107) or start the service (the `opentelemetry-instrument`
 # launcher, OSD104/OSD106/OSD202).
 PROJECT_FILE_PATTERNS = (
@@ -108,7 +121,7 @@ def _walk(root: Path) -> Iterable[Path]:
             continue
         seen_dirs.add(key)
         dirnames[:] = sorted(
-            d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info") and not _is_venv(here / d)
+            d for d in dirnames if not _skipped_dir(here / d) and not d.endswith(".egg-info") and not _is_venv(here / d)
         )
         for name in sorted(filenames):
             yield here / name
@@ -123,7 +136,16 @@ def candidate_files(target: Path) -> list[Path]:
     if files is None:
         return list(_walk(target))
     # git lists files inside skipped directories too when they are tracked (vendored code).
-    return [f for f in files if not any(part in SKIPPED_DIRS for part in f.relative_to(target).parts[:-1])]
+    skipped = functools.lru_cache(maxsize=None)(_skipped_dir)
+    kept = []
+    for f in files:
+        parts = f.relative_to(target).parts[:-1]
+        if any(part in SKIPPED_DIRS for part in parts):
+            directory = target
+            if any(skipped(directory := directory / part) for part in parts):
+                continue
+        kept.append(f)
+    return kept
 
 
 def is_python(path: Path) -> bool:

@@ -382,7 +382,17 @@ class Scanner:
 
     def _excluded(self, relative: str) -> bool:
         patterns = (*self.config.exclude, *self.config.extend_exclude)
-        return discovery.matches_any(relative, patterns)
+        if not discovery.matches_any(relative, patterns):
+            return False
+        parts = relative.split("/")
+        if discovery.PACKAGE_NAMES.isdisjoint(parts[:-1]):
+            return True
+        # `build`/`dist` inside a package is a sub-package: excluded only if it matches as itself.
+        renamed = [
+            "\0" if part in discovery.PACKAGE_NAMES and discovery.is_subpackage_dir(self.root.joinpath(*parts[: i + 1])) else part
+            for i, part in enumerate(parts[:-1])
+        ]
+        return discovery.matches_any("/".join([*renamed, parts[-1]]), patterns)
 
     def collect(self, targets: list[Path]) -> tuple[list[Path], dict[str, str], list[FileError]]:
         """Python files under the targets, and the project files (deps, launchers) at the root."""

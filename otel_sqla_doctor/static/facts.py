@@ -38,6 +38,7 @@ class CallSite:
     # when the callee is not a name or attribute). Lets the index skip a call without decoding
     # its summary. None: not recorded (facts built by hand), so nothing may be skipped.
     method: Optional[str] = None
+    in_loop: bool = False  # inside a loop body or a comprehension: may run several times
 
 
 def _summary_get(site: "CallSite") -> Summary:
@@ -90,6 +91,7 @@ class FunctionFacts:
     # Session, it blocks. And (param, callee, position or keyword) for parameters it passes on.
     db_params: tuple = ()
     param_calls: tuple = ()
+    loop_calls: tuple = ()  # orders (see `calls`) of the calls made inside a loop or comprehension
 
 
 # A guard token (in CallSite.guards): the body runs once per process, whatever calls it
@@ -111,6 +113,12 @@ class ModuleFacts:
     has_main_guard: bool = False  # an `if __name__ == "__main__":` block: started as a script
     enum_classes: tuple = ()  # module-level classes deriving from an Enum (StrEnum, IntEnum, ...)
     mentions: tuple = ()  # notable words found in the raw bytes (see indexer.MENTION_WORDS)
+    # Module-level classes -> the qualified names of their project-resolvable bases, so that
+    # `Sub(...)` runs an inherited `__init__` and `super().__init__()` runs the base's.
+    class_bases: dict = field(default_factory=dict)
+    # Attribute name -> calls whose result is stored in `<anything>.name = ...` (`app.state.engine
+    # = engine` in a lifespan): lets `instrument(engine=app.state.engine.sync_engine)` be followed.
+    attr_stores: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -128,6 +136,7 @@ class ModuleFacts:
         data["calls"] = [CallSite(**{k: v if k == "summary" else from_json(v) for k, v in c.items()}) for c in data["calls"]]
         data["imports"] = [ImportSite(**{k: from_json(v) for k, v in i.items()}) for i in data["imports"]]
         data["mentions"] = tuple(data.get("mentions", ()))
+        data["attr_stores"] = {k: from_json(v) for k, v in data.get("attr_stores", {}).items()}
         return cls(**data)
 
     def function(self, qualname: str) -> Optional[FunctionFacts]:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Iterable, Iterator, Optional
 
-from otel_sqla_doctor.static import known
+from otel_sqla_doctor.static import known, paths
 from otel_sqla_doctor.static.facts import RUN_ONCE, CallSite, FunctionFacts, ImportSite, ModuleFacts
 from otel_sqla_doctor.static.summary import UNKNOWN, Summary, kwarg
 
@@ -41,6 +41,8 @@ class Event:
     # The alternatives (if/else, try/except) this event sits in, through the calls that led to
     # it (see CallSite.branches): two events with conflicting labels never both happen.
     branches: tuple = ()
+    # The event sits in a loop, or in a function called from a loop: it may happen several times.
+    repeated: bool = False
 
 
 @dataclass
@@ -76,9 +78,12 @@ class ProjectIndex:
             for name in _module_aliases(facts)[1:]:
                 self._by_name.setdefault(name, []).append(facts)
         self.functions: dict[str, tuple[ModuleFacts, FunctionFacts]] = {}
+        self.class_bases: dict[str, tuple] = {}
         for facts in self.modules:
             for qualname, function in facts.functions.items():
                 self.functions.setdefault(qualname, (facts, function))
+            for qualname, bases in getattr(facts, "class_bases", {}).items():
+                self.class_bases.setdefault(qualname, bases)
         self._value_cache: dict[Summary, Optional[Value]] = {}
         self._active: set = set()
 
@@ -259,8 +264,12 @@ class ProjectIndex:
     @cached_property
     def entry_modules(self) -> list[ModuleFacts]:
         """Modules nothing in the project imports: where a process starts (apps, workers, scripts)."""
+        from otel_sqla_doctor.static.patterns import is_test_path
+
         imported: set[str] = set()
         for facts in self.modules:
+            if is_test_path(facts.path) or _imports_pytest(facts):
+                continue  # tests import the app to test it: it is still started on its own
             for site in facts.imports:
                 for target in self._import_targets(site):
                     if target is not facts:
@@ -272,8 +281,6 @@ class ProjectIndex:
         ]
         # Test modules all run inside one pytest process with its own tracing set-up; they start
         # nothing of the application's, so they are entries only in a project of nothing else.
-        from otel_sqla_doctor.static.patterns import is_test_path
-
         from otel_sqla_doctor.static.paths import PathRole, role_of
 
         # Alembic's env.py runs under the `alembic` command, once per migration: not a start of
@@ -411,7 +418,7 @@ class ProjectIndex:
         importers: dict[str, set[str]] = {}
         touching: list[str] = []
         for facts in self.modules:
-            if any(site.module.split(".", 1)[0] == "opentelemetry" for site in facts.imports):
+            if any(site.module.split(".", 1)[0] in ("opentelemetry", "logfire") for site in facts.imports):  # logfire is an SDK
                 touching.append(facts.path)
             for site in facts.imports:
                 for target in self._import_targets(site):
@@ -462,7 +469,30 @@ class ProjectIndex:
                     continue
                 run.root = qualname
                 run.function(qualname, late=True)
+        self.__dict__.setdefault("_reached_functions", set()).update(run.called)
         return run.events
+
+    def orphan_timelines(self) -> list[list[Event]]:
+        """One timeline per function that no simulated start runs (a library's public API, code
+        whose caller lives outside the project) and that leads to wiring: what one call of it
+        does, from a clean state. Only the repetition of a call within one such run is known."""
+        cached = self.__dict__.get("_orphan_timelines")
+        if cached is None:
+            self.entry_timelines()
+            reached = self.__dict__.get("_reached_functions", set())
+            called_by_others = self._called_by_other_functions
+            cached = []
+            for qualname, (facts, _) in sorted(self.functions.items()):
+                if qualname in reached or qualname in called_by_others or not self._reaches_wiring(qualname):
+                    continue
+                if not paths.is_service(facts.path):
+                    continue  # tests, examples, scripts and migrations have their own lives
+                run = _Run(self)
+                run.root = qualname
+                run.function(qualname, late=True)
+                cached.append(run.events)
+            self.__dict__["_orphan_timelines"] = cached
+        return cached
 
     @cached_property
     def _called_by_other_functions(self) -> frozenset:
@@ -475,11 +505,41 @@ class ProjectIndex:
         return frozenset(called)
 
     def _function_or_init(self, qualname: str) -> Optional[tuple[ModuleFacts, FunctionFacts]]:
-        """A project function, or the `__init__` that calling a project class runs."""
+        """A project function, or the `__init__` that calling a project class runs, looked up
+        through the project's base classes (an inherited `__init__` or method)."""
         cache = self.__dict__.setdefault("_function_or_init_cache", {})
         if qualname not in cache:
-            cache[qualname] = self.function(qualname) or self.function(f"{qualname}.__init__")
+            cache[qualname] = None  # a cycle of bases ends here
+            cache[qualname] = (
+                self.function(qualname)
+                or self.function(f"{qualname}.__init__")
+                or self._inherited(qualname, "__init__")
+                or ("." in qualname and self._inherited(*qualname.rsplit(".", 1)))
+                or None
+            )
         return cache[qualname]
+
+    def attribute_stores(self, name: str) -> tuple:
+        """The calls whose results the project stores in an attribute of this name (any object)."""
+        table = self.__dict__.get("_attr_stores")
+        if table is None:
+            table = self.__dict__["_attr_stores"] = {}
+            for facts in self.modules:
+                for attr, values in getattr(facts, "attr_stores", {}).items():
+                    table[attr] = table.get(attr, ()) + tuple(values)
+        return table.get(name, ())
+
+    def _inherited(self, cls: str, name: str) -> Optional[tuple[ModuleFacts, FunctionFacts]]:
+        if not self.class_bases or not self.is_project_name(cls):
+            return None
+        if cls not in self.class_bases:  # a re-export (`from pkg.db import Database` in pkg/__init__)
+            value = self.value(("ref", cls))
+            cls = value[1] if value and value[0] == "class" else cls
+        for base in self.class_bases.get(cls, ()):
+            hit = self._function_or_init(f"{base}.{name}")
+            if hit is not None:
+                return hit
+        return None
 
     def _scoped_items(self, facts: ModuleFacts, scope: str) -> tuple[list, dict]:
         """(imports, {order: call site}) of one scope of a module, indexed once per module."""
@@ -521,14 +581,15 @@ class ProjectIndex:
                 if order not in sites and self._function_or_init(callee):
                     items.append((order, callee))
             items.sort(key=lambda item: item[0])
+            loops = set(getattr(function, "loop_calls", ()))
             plan = []
-            for _, item in items:
+            for order, item in items:
                 if isinstance(item, ImportSite):
                     plan.append(("import", item))
                 elif isinstance(item, CallSite):
                     plan.append(("call", item))
                 else:
-                    plan.append(("function", self._function_or_init(item)[1].qualname))
+                    plan.append(("loop-function" if order in loops else "function", self._function_or_init(item)[1].qualname))
             plans[qualname] = plan
         return plan
 
@@ -606,12 +667,13 @@ class _Run:
         self._stack: list[str] = []
         self.root = ""  # the late root function being run ("" during start-up)
         self._branches: tuple = ()  # alternatives of the calls that led here
+        self._looping = 0  # calls on the way here made inside loops
         self._ran_once: set[int] = set()  # run-once call sites already run in this start
 
     def _emit(self, **kwargs) -> None:
         if kwargs.get("late"):
             kwargs.setdefault("root", self.root)
-        self.events.append(Event(seq=len(self.events), **kwargs))
+        self.events.append(Event(seq=len(self.events), repeated=self._looping > 0, **kwargs))
 
     def module(self, facts: ModuleFacts, is_main: bool = False) -> None:
         if facts.path in self.loaded:
@@ -645,6 +707,9 @@ class _Run:
             self._ran_once.add(id(site))
         outer = self._branches
         self._branches = outer + tuple(getattr(site, "branches", ()))
+        outer_looping = self._looping
+        # A run-once body runs once whatever loop leads to it; a call in a loop may run many times.
+        self._looping = 0 if RUN_ONCE in getattr(site, "guards", ()) else self._looping + getattr(site, "in_loop", False)
         try:
             emits, callees = self.index._call_plan(site)
             if emits:
@@ -653,6 +718,7 @@ class _Run:
                 self.function(qualname, late=late)
         finally:
             self._branches = outer
+            self._looping = outer_looping
 
     def function(self, qualname: str, late: bool = False) -> None:
         hit = self.index.functions.get(qualname)
@@ -672,6 +738,12 @@ class _Run:
                     self._import(facts, item, via=qualname, late=late)
                 elif kind == "call":
                     self._call(facts, item, via=qualname, late=late)
+                elif kind == "loop-function":
+                    self._looping += 1
+                    try:
+                        self.function(item, late=late)
+                    finally:
+                        self._looping -= 1
                 else:
                     self.function(item, late=late)
         finally:

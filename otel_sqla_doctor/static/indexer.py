@@ -17,7 +17,9 @@ TRACKED_ROOTS = frozenset(
     {"opentelemetry", "sqlalchemy", "sqlmodel", "asyncpg", "aiosqlite", "aiomysql", "asyncmy", "psycopg", "psycopg2"}
 )
 # Method names worth a position even when we cannot tell what the receiver is.
-TRACKED_METHODS = frozenset({"instrument", "uninstrument", "instrument_engine", "set_tracer_provider", "add_span_processor"})
+TRACKED_METHODS = frozenset(
+    {"instrument", "uninstrument", "instrument_engine", "set_tracer_provider", "add_span_processor", "instrument_sqlalchemy"}
+)
 
 
 def _tracked(summary: Summary) -> bool:
@@ -47,6 +49,11 @@ class Indexer:
         self._branches: list[str] = []
         self._alternatives = 0
         self._guards: list[frozenset] = []  # names tested by the enclosing `if`s: see CallSite.guards
+        # Loop bodies being visited, per function (index 0: module level): a call there may run
+        # several times (an `instrument(engine=...)` per engine of a list).
+        self._loop_depth: list[int] = [0]
+        self._loop_bodies: set[int] = set()
+        self._function_loops: list[list[int]] = []
 
     def _position(self, node: cst.CSTNode, target: object) -> None:
         self.positioned.append((node, target, tuple(self.ctx.statements)))
@@ -67,8 +74,37 @@ class Indexer:
         if id(node) in self._branch_labels:
             self._branches.pop()
 
-    visit_IndentedBlock = visit_SimpleStatementSuite = visit_Else = visit_ExceptHandler = _enter_branch
-    leave_IndentedBlock = leave_SimpleStatementSuite = leave_Else = leave_ExceptHandler = _leave_branch
+    visit_Else = visit_ExceptHandler = _enter_branch
+    leave_Else = leave_ExceptHandler = _leave_branch
+
+    def visit_IndentedBlock(self, node: cst.BaseSuite) -> None:
+        self._enter_branch(node)
+        if id(node) in self._loop_bodies:
+            self._loop_depth[-1] += 1
+
+    def leave_IndentedBlock(self, node: cst.BaseSuite) -> None:
+        self._leave_branch(node)
+        if id(node) in self._loop_bodies:
+            self._loop_depth[-1] -= 1
+
+    visit_SimpleStatementSuite = visit_IndentedBlock
+    leave_SimpleStatementSuite = leave_IndentedBlock
+
+    # The body of a loop repeats; its `else` and a `for`'s iterable run once.
+    def visit_For(self, node: cst.For) -> None:
+        self._loop_bodies.add(id(node.body))
+
+    def visit_While(self, node: cst.While) -> None:
+        self._loop_bodies.add(id(node.body))
+
+    def _enter_comprehension(self, node: cst.CSTNode) -> None:
+        self._loop_depth[-1] += 1
+
+    def _leave_comprehension(self, node: cst.CSTNode) -> None:
+        self._loop_depth[-1] -= 1
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _enter_comprehension
+    leave_ListComp = leave_SetComp = leave_DictComp = leave_GeneratorExp = _leave_comprehension
 
     # -- structure ----------------------------------------------------------------------------
     def visit_If(self, node: cst.If) -> None:
@@ -133,11 +169,25 @@ class Indexer:
         self.facts.functions[facts.qualname] = facts
         self._function_stack.append(facts)
         self._function_calls.append([])
+        self._function_loops.append([])
+        self._loop_depth.append(0)
         self._position(node.name, ("function", facts))
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         facts = self._function_stack.pop()
         facts.calls = tuple(self._function_calls.pop())
+        facts.loop_calls = tuple(self._function_loops.pop())
+        self._loop_depth.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if len(self.ctx.scopes) == 2:  # FileContext has entered the class already
+            bases = []
+            for arg in node.bases:
+                summary = self.ctx.summarize(arg.value, 0) if arg.keyword is None else None
+                if summary and summary[0] == "ref":
+                    bases.append(canonical(summary[1]))
+            if bases:
+                self.facts.class_bases[f"{self.ctx.module}.{node.name.value}"] = tuple(bases)
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         scope = self.ctx.scopes[-1]
@@ -219,14 +269,20 @@ class Indexer:
         if self._function_stack:
             self._record_param_use(node)
         callee_summary = self.ctx.summarize(node.func)
+        parent_method = self._super_call(node)
+        if parent_method is not None:
+            callee_summary = ("ref", parent_method)
         if callee_summary is None or callee_summary == UNKNOWN:
             return
         callee = canonical(callee_summary[1]) if callee_summary[0] == "ref" else ""
         method = callee_summary[2] if callee_summary[0] == "attr" else callee.rsplit(".", 1)[-1]
+        in_loop = self._loop_depth[-1] > 0
         if callee:
             self._order += 1
             if self._function_calls:
                 self._function_calls[-1].append((self._order, callee))
+                if in_loop:
+                    self._function_loops[-1].append(self._order)
         tracked = _tracked(callee_summary) or method in TRACKED_METHODS
         at_module = self.ctx.at_module_level
         # Calls of project functions inside alternatives are kept too, so the timeline knows which
@@ -251,10 +307,36 @@ class Indexer:
             guards=tuple(sorted(frozenset().union(*self._guards))) if self._guards else (),
             star_args=any(a.star for a in node.args),
             method=method if callee_summary[0] in ("attr", "ref") else "",
+            in_loop=in_loop,
         )
         self.facts.calls.append(site)
         if tracked:
             self._position(node, site)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        stored = [t.target.attr.value for t in node.targets if isinstance(t.target, cst.Attribute)]
+        if not stored:
+            return
+        summary = self.ctx.summarize(node.value)
+        if summary and summary[0] == "call" and _tracked(summary):
+            for name in stored:
+                self.facts.attr_stores[name] = self.facts.attr_stores.get(name, ()) + (summary,)
+
+    def _super_call(self, node: cst.Call) -> Optional[str]:
+        """`super().name(...)` in a method of a module-level class: the first base's `name`
+        (the index follows inherited methods from there)."""
+        func = node.func
+        if not (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Call)
+            and isinstance(func.value.func, cst.Name)
+            and func.value.func.value == "super"
+            and len(self.ctx.scopes) >= 3
+            and self.ctx.scopes[1].kind == "class"
+        ):
+            return None
+        bases = self.facts.class_bases.get(f"{self.ctx.module}.{self.ctx.scopes[1].name}")
+        return f"{bases[0]}.{func.attr.value}" if bases else None
 
     # -- end ----------------------------------------------------------------------------------
     def leave_Module(self, node: cst.Module) -> None:

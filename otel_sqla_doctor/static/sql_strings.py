@@ -66,6 +66,8 @@ def position(before: str, after: str) -> str:
         return IDENTIFIER
     if b.endswith(".") or _IDENTIFIER_AFTER.match(a) or _BOUND_RIGHT_SIDE.match(a):
         return IDENTIFIER
+    if b.endswith("(") and a.startswith(")") and _BOUND_RIGHT_SIDE.match(a[1:].lstrip()):
+        return IDENTIFIER  # `lower({col}) LIKE :q`: a function of a column compared with a bound value
     if (b.endswith(":") and not b.endswith("::")) or b.endswith("%(") or b.endswith("$"):
         return IDENTIFIER  # the name of a bound parameter: `:{key}`, `%({key})s`
     if _VALUE_BEFORE.search(b):
@@ -77,7 +79,11 @@ def position(before: str, after: str) -> str:
     if b.endswith(",") or b.endswith("("):
         return _list_position(b)
     clause = _clause_position(b)
-    if clause == UNKNOWN and re.search(r"[\w\"`\]?)]$", b):
+    after_operand = re.search(r"[\w\"`\]?)]$", b)
+    if clause == IDENTIFIER and after_operand and _CLAUSE.findall(b)[-1].upper() in ("FROM", "JOIN", "INTO", "UPDATE"):
+        # `FROM t {x}`: an alias, or the JOIN/WHERE clause that follows the table: what it holds decides.
+        return FRAGMENT
+    if clause == UNKNOWN and after_operand:
         # Right after an operand (a name, a closing bracket, another placeholder): a value would
         # be a syntax error there, so what goes in is a clause or a keyword (`SET {cols} {where}`).
         return FRAGMENT
@@ -113,6 +119,8 @@ def _list_position(before: str) -> str:
             prefix = before[: match.start()].rstrip()
             if re.search(r"\b(?:VALUES|IN|ANY)\s*$", prefix, re.IGNORECASE):
                 return VALUE
+            if depth == 0 and re.search(r"\b(?:AS(?:\s+(?:NOT\s+)?MATERIALIZED)?|EXISTS)\s*$", prefix, re.IGNORECASE):
+                return FRAGMENT  # `WITH v AS ({query})`, `EXISTS ({subquery})`: a statement goes there
             if depth == 0 and re.search(r"\bINTO\s+[\w.\"`?]+\s*$", prefix, re.IGNORECASE):
                 return IDENTIFIER
             if re.search(r"\w$", prefix):

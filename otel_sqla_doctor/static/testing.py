@@ -58,7 +58,9 @@ def write_project(directory: Path, source) -> dict[str, str]:
 def expected_lines(files: dict[str, str]) -> set[tuple[str, int]]:
     found = set()
     for relative, code in files.items():
-        if not relative.endswith(".py") and not relative.endswith(".txt") and not relative.endswith(".toml") and not relative.endswith(".lock"):
+        name = relative.rsplit("/", 1)[-1]
+        launcher_file = name.startswith(("Dockerfile", "Procfile", "Makefile")) or name.endswith((".yaml", ".yml", ".sh"))
+        if not name.endswith((".py", ".txt", ".toml", ".lock")) and not launcher_file:
             continue
         for number, line in enumerate(code.splitlines(), start=1):
             if MARKER.search(line):

@@ -10,6 +10,12 @@ from otel_sqla_doctor.static.facts import CallSite, ImportSite, ModuleFacts
 from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR, canonical
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.summary import kwarg
+from otel_sqla_doctor.static.launchers import (  # noqa: F401  (re-exported for OSD104 and OSD106)
+    AUTO_INSTRUMENTATION_INITIALIZE,
+    Launcher,
+    launchers,
+    sqlalchemy_auto_instrumentation_disabled,
+)
 
 # -- start-up order analysis, shared with OSD104 and OSD106 ----------------------------------------
 #
@@ -37,48 +43,6 @@ WRAPPED_ATTRIBUTES = {
 ASYNCIO_SUBMODULE = "sqlalchemy.ext.asyncio.engine"  # its create_async_engine is never wrapped
 # Modules whose first import imports `sqlalchemy.ext.asyncio` (OSD106 can extend this by option).
 ASYNCIO_IMPORTERS = ("sqlalchemy.ext.asyncio", "sqlmodel.ext.asyncio")
-
-_LAUNCHER = re.compile(r"(?<![\w-])opentelemetry-instrument(?![\w-])|opentelemetry/instrumentation/auto_instrumentation")
-_DISABLED_SQLALCHEMY = re.compile(r"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS\W[^\n]*sqlalchemy", re.I)
-_DEPENDENCY_FILE = re.compile(r"(^|/)(requirements[^/]*\.txt|[^/]*\.lock)$")
-
-
-@dataclass(frozen=True)
-class Launcher:
-    """A line that starts the service under `opentelemetry-instrument` (auto-instrumentation)."""
-
-    path: str
-    line: int
-    column: int
-    end_column: int
-    how: str = "`opentelemetry-instrument`"  # or the code that starts auto-instrumentation itself
-
-
-def launchers(index) -> list[Launcher]:
-    """`opentelemetry-instrument` in a Dockerfile, Procfile, compose file, script, Makefile or pyproject."""
-    found = []
-    for path, text in sorted(index.files.texts.items()):
-        if _DEPENDENCY_FILE.search(path):
-            continue
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.lstrip().startswith("#"):
-                continue
-            match = _LAUNCHER.search(line)
-            if match:
-                found.append(Launcher(path, number, match.start() + 1, match.end() + 1))
-    # `auto_instrumentation.initialize()` in the entry point does what the launcher does.
-    for facts, site in index.all_calls():
-        if site.callee == AUTO_INSTRUMENTATION_INITIALIZE and site.line and not is_test_module(facts):
-            found.append(Launcher(facts.path, site.line, site.column, site.end_column, how="`auto_instrumentation.initialize()`"))
-    return found
-
-
-AUTO_INSTRUMENTATION_INITIALIZE = "opentelemetry.instrumentation.auto_instrumentation.initialize"
-
-
-def sqlalchemy_auto_instrumentation_disabled(index) -> bool:
-    return any(_DISABLED_SQLALCHEMY.search(text) for text in index.files.texts.values())
-
 
 # Importing one of these means the code sets tracing up itself (the API alone, `opentelemetry.trace`,
 # is what libraries and services configured by their deployment use).

@@ -8,6 +8,7 @@ from otel_sqla_doctor.static.facts import RUN_ONCE
 
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SQLALCHEMY_INSTRUMENTOR
+from otel_sqla_doctor.static.launchers import AUTO_INSTRUMENTATION_INITIALIZE, launcher_for, sqlalchemy_instrumentation_installed, sqlalchemy_auto_instrumentation_disabled
 from otel_sqla_doctor.static.patterns import exclusive, instrumentor_call, instrumentor_requirement, method_call
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid, check
 
@@ -24,8 +25,12 @@ class InstrumentorCalledTwice(Rule):
     then startup hooks and other functions that run later) and finds `SQLAlchemyInstrumentor()
     .instrument(...)` calls, per-engine (`engine=`/`engines=`) or global, in any mix, that run after
     another one already did, with no `uninstrument()` in between. Every such call is reported, naming
-    the call that ran first; a call site that runs twice (a helper called once per engine) is
-    reported too.
+    the call that ran first; a call site that runs twice (a helper called once per engine, a call in
+    a loop, an `__init__` run for each object built, through subclasses and `super()`) is reported
+    too. An `opentelemetry-instrument` launcher that starts the process (a Dockerfile, compose file
+    or Procfile naming its module), or `auto_instrumentation.initialize()`, counts as the first
+    call when the SQLAlchemy instrumentation is installed and not disabled. Functions that nothing
+    in the project calls (a library's API) are each followed alone.
 
     ## Why is this bad?
     Instrumentors are singletons with an "already instrumented" flag. The second `instrument()` only
@@ -64,8 +69,11 @@ class InstrumentorCalledTwice(Rule):
       lifespans, CLI commands, tests) are each taken as a separate continuation of start-up: two
       such functions that each instrument once are not reported against each other, since often
       only one of them runs (two CLI commands). Two startup hooks that both run are missed.
-    - Calls in alternatives (`if`/`else`, `try`/`except`) are not reported against each other, and
-      a call in a loop (`for engine in engines: ...instrument(engine=...)`) is not seen as repeated.
+    - Calls in alternatives (`if`/`else`, `try`/`except`) are not reported against each other. A
+      loop is taken to run at least twice, and a function nothing in the project runs (a
+      library's public API) once, from a clean state.
+    - The launcher is tied to a process by the module its command names (`uvicorn app.main:app`,
+      `python -m worker`); a launcher that starts a console script is not tied to any.
     - A call inside an `if` that tests `is_instrumented_by_opentelemetry` is never reported: an
       idempotent setup is fine, but a guarded per-engine call after another one still leaves its
       engine without query spans, and that is missed. A later call with `skip_dep_check=True` is
@@ -224,8 +232,23 @@ class InstrumentorCalledTwice(Rule):
                 if names_engines
                 else "its options (tracer provider, commenter) are ignored and it instruments nothing"
             )
-            if site is first_site:
-                ways = " and then ".join(v or "module level" for v in (first.via, event.via))
+            launcher = getattr(first, "launcher", None)
+            if launcher is not None:
+                before = (
+                    f"{launcher.how} at {launcher.path}:{launcher.line} already instrumented SQLAlchemy globally "
+                    "before this process imported anything"
+                )
+            elif site is first_site and event is first:
+                before = (
+                    "this call runs more than once: once per iteration of its loop"
+                    if getattr(site, "in_loop", False) or not event.via
+                    else f"this call runs more than once: `{_short(event.via)}` is called from a loop"
+                )
+            elif site is first_site and first.via == event.via and event.via:
+                within = f" within one call of `{_short(event.root)}`" if event.root and event.root != event.via else ""
+                before = f"this call runs more than once: `{_short(event.via)}` runs again{within}"
+            elif site is first_site:
+                ways = " and then ".join(_short(v) if v else "module level" for v in (first.via, event.via))
                 before = f"this call runs more than once ({ways})"
             else:
                 before = f"the call at {first_facts.path}:{first_site.line} ran first"
@@ -294,8 +317,10 @@ class InstrumentorCalledTwice(Rule):
 
             get_engine()
             get_engine()
+            for _ in range(3):
+                get_engine()
             """,
-            note="lazy initialisation behind `global _engine; if _engine is None`: runs once per process",
+            note="lazy initialisation behind `global _engine; if _engine is None`: runs once per process, loops too",
         ),
         Valid(
             {
@@ -401,6 +426,40 @@ class InstrumentorCalledTwice(Rule):
                 instrumentor.instrument(skip_dep_check=True)
             """,
             note="the retry with skip_dep_check=True",
+        ),
+        Valid(
+            {
+                "compose.yaml": """
+                    services:
+                      web:
+                        command: opentelemetry-instrument uvicorn app.main:app
+                        environment:
+                          OTEL_PYTHON_DISABLED_INSTRUMENTATIONS: sqlalchemy
+                """,
+                "requirements.txt": "opentelemetry-instrumentation-sqlalchemy==0.66b1\nsqlalchemy==2.0.58\n",
+                "app/__init__.py": "",
+                "app/main.py": """
+                    from sqlalchemy import create_engine
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    engine = create_engine("postgresql+psycopg://app@db/app")
+                    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=True)
+                """,
+            },
+            note="the launcher's SQLAlchemy instrumentation is disabled: the code's call is the first",
+        ),
+        Valid(
+            """
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            def check_each(urls):
+                for url in urls:
+                    engine = create_async_engine(url)
+                    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)
+                    SQLAlchemyInstrumentor().uninstrument()
+            """,
+            note="a loop that uninstruments before the next round",
         ),
     ]
     INVALID = [
@@ -534,10 +593,84 @@ class InstrumentorCalledTwice(Rule):
             },
             note="global at import time, then per-engine in the lifespan",
         ),
+        Invalid(
+            """
+            import os
+            from sqlalchemy.ext.asyncio import create_async_engine
+            from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+            engines = {}
+            for name in ("orders", "billing"):
+                engines[name] = create_async_engine(os.environ[f"{name.upper()}_DATABASE_URL"])
+                SQLAlchemyInstrumentor().instrument(engine=engines[name].sync_engine)  # ERROR
+            """,
+            note="one call per engine in a loop",
+        ),
+        Invalid(
+            {
+                "dblib/__init__.py": "",
+                "dblib/database.py": """
+                    from sqlalchemy.ext.asyncio import create_async_engine
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    class Database:
+                        def __init__(self, url: str) -> None:
+                            self.engine = create_async_engine(url)
+                            SQLAlchemyInstrumentor().instrument(engine=self.engine.sync_engine)  # ERROR
+
+                    class ReadOnlyDatabase(Database):
+                        def __init__(self, url: str) -> None:
+                            super().__init__(url)
+                """,
+                "dblib/cluster.py": """
+                    from dblib.database import Database, ReadOnlyDatabase
+
+                    class Cluster:
+                        def __init__(self, databases):
+                            self.databases = databases
+
+                        @classmethod
+                        def with_replicas(cls, url, replica_urls):
+                            return cls([Database(url)] + [ReadOnlyDatabase(u) for u in replica_urls])
+                """,
+            },
+            note="a library: each object instruments its own engine, and one call builds several (through super())",
+        ),
+        Invalid(
+            {
+                "compose.yaml": """
+                    services:
+                      web:
+                        command: opentelemetry-instrument uvicorn app.main:app --host 0.0.0.0
+                """,
+                "requirements.txt": "opentelemetry-instrumentation-sqlalchemy==0.66b1\nsqlalchemy==2.0.58\n",
+                "app/__init__.py": "",
+                "app/main.py": """
+                    from sqlalchemy import create_engine
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    engine = create_engine("postgresql+psycopg://app@db/app")
+                    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=True)  # ERROR
+                """,
+                "tests/test_app.py": """
+                    from app.main import engine
+
+                    def test_engine():
+                        assert engine is not None
+                """,
+            },
+            note="the `opentelemetry-instrument` launcher instrumented first: the commenter never turns on",
+        ),
     ]
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _short(qualname: str) -> str:
+    """`Database.__init__` for `pkg.database.Database.__init__`: the name a reader finds in the file."""
+    parts = qualname.split(".")
+    return ".".join(parts[-2:]) if len(parts) >= 2 and parts[-2][:1].isupper() else parts[-1]
+
+
 def _engines(call: cst.Call) -> Optional[list[cst.BaseExpression]]:
     """The engines a call names, when the fix can merge it (keyword arguments only)."""
     found: Optional[list] = None
@@ -642,28 +775,36 @@ def _analyse(index) -> dict:
         return cached
     found: dict[int, tuple] = {}
 
+    auto_instrumented = sqlalchemy_instrumentation_installed(index) and not sqlalchemy_auto_instrumentation_disabled(index)
+
     def relevant(event):
         if event.kind != "call" or event.site is None:
             return None
+        if event.site.callee == AUTO_INSTRUMENTATION_INITIALIZE:
+            return "instrument" if auto_instrumented else None  # every installed instrumentor, globally
         call = instrumentor_call(index, event.site, ("instrument", "uninstrument"))
         if call is None or call.cls != SQLALCHEMY_INSTRUMENTOR or not call.on_instance:
             return None
         return call.method
 
     def run(events, active):
-        for event, method in events:
+        for position, (event, method) in enumerate(events):
             if method == "uninstrument":
                 active = None
             elif active is None:
                 active = event
+                if event.repeated and not _guarded_or_retry(event.site) and not _undone_in(events[position + 1:], event):
+                    # A call made in a loop (or in a function called from one), per engine or per object.
+                    found.setdefault(id(event.site), (event.module, event.site, event.module, event.site, event, event))
             elif _guarded_or_retry(event.site):
                 continue  # runs only when the earlier call did not take, or cannot hurt if it did
             elif not exclusive(active.branches, event.branches):
                 found.setdefault(id(event.site), (event.module, event.site, active.module, active.site, event, active))
         return active
 
-    for timeline in index.timelines():
-        startup: list = []
+    for entry, timeline in index.entry_timelines():
+        launcher = launcher_for(index, entry)
+        startup: list = [(_LauncherStart(launcher), "instrument")] if launcher else []
         roots: dict[str, list] = {}
         for event in timeline:
             method = relevant(event)
@@ -676,8 +817,27 @@ def _analyse(index) -> dict:
         after_startup = run(startup, None)
         for events in roots.values():
             run(events, after_startup)  # each later root continues from the end of start-up
+    for timeline in index.orphan_timelines():
+        run([(event, method) for event in timeline if (method := relevant(event)) is not None], None)
     index.__dict__["_osd103_found"] = found
     return found
+
+
+class _LauncherStart:
+    """The global `instrument()` that `opentelemetry-instrument` runs before the entry starts."""
+
+    module = site = None
+    branches: tuple = ()
+    via = root = ""
+    late = repeated = False
+
+    def __init__(self, launcher) -> None:
+        self.launcher = launcher
+
+
+def _undone_in(later, event) -> bool:
+    """An `uninstrument()` later in the same function: the loop instruments and undoes each time."""
+    return any(method == "uninstrument" and other.via == event.via for other, method in later)
 
 
 def _guarded_or_retry(site) -> bool:

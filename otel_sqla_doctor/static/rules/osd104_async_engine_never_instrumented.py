@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.summary import kwarg
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrument import (
     Creation,
@@ -17,7 +18,8 @@ from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrumen
 )
 
 # Other libraries' ways to instrument SQLAlchemy engines (they call the instrumentor themselves).
-OTHER_INSTRUMENTATION_CALLS = frozenset({"logfire.instrument_sqlalchemy", "logfire.instrument_asyncpg"})
+LOGFIRE_INSTRUMENT_SQLALCHEMY = "logfire.instrument_sqlalchemy"
+OTHER_INSTRUMENTATION_CALLS = frozenset({LOGFIRE_INSTRUMENT_SQLALCHEMY, "logfire.instrument_asyncpg"})
 ASYNCPG_INSTRUMENTOR = "opentelemetry.instrumentation.asyncpg.AsyncPGInstrumentor"
 
 _MATCH, _OTHER, _UNKNOWN = "match", "other", "unknown"
@@ -71,8 +73,10 @@ class AsyncEngineNeverInstrumented(Rule):
 
     ## Known problems
     When an `instrument(engine=...)` argument cannot be followed (a function parameter, an
-    attribute such as `app.state.engine`), the rule assumes it may be any engine and reports
-    nothing. Two engines created by identical calls (same arguments) are not told apart.
+    attribute that the project never assigns an engine to), the rule assumes it may be any engine
+    and reports nothing. An attribute (`app.state.engine`, `self.engine`) is followed by its name
+    across the project, whatever object holds it. `logfire.instrument_sqlalchemy(engine=...)`
+    counts as naming that engine; without `engine=` it instruments globally and the rule is silent. Two engines created by identical calls (same arguments) are not told apart.
     Instrumentation done outside the repository (the OpenTelemetry Operator injecting
     auto-instrumentation into a Kubernetes pod, a base image's entrypoint) is not seen: add a
     suppression comment (`# doctor: ignore[OSD104]`) or disable the rule. An instrument() call
@@ -118,6 +122,7 @@ class AsyncEngineNeverInstrumented(Rule):
         for facts, site in index.all_calls():
             call = instrument_call(index, site)
             if call is None:
+                explicit_targets.extend(_logfire_targets(site))
                 continue
             instrument_sites.append((facts, site))
             explicit_targets.extend(call[1])
@@ -167,6 +172,31 @@ class AsyncEngineNeverInstrumented(Rule):
         return sorted(reports, key=lambda r: (r.path, r.line, r.column))
 
     VALID = [
+        Valid(
+            {
+                "api/__init__.py": "",
+                "api/main.py": """
+                    from contextlib import asynccontextmanager
+
+                    from fastapi import FastAPI
+                    from opentelemetry import trace
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from opentelemetry.sdk.trace import TracerProvider
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    @asynccontextmanager
+                    async def lifespan(app: FastAPI):
+                        engine = create_async_engine("postgresql+asyncpg://api@db/api")
+                        app.state.db_engine = engine
+                        trace.set_tracer_provider(TracerProvider())
+                        SQLAlchemyInstrumentor().instrument(engine=app.state.db_engine.sync_engine)
+                        yield
+
+                    app = FastAPI(lifespan=lifespan)
+                """,
+            },
+            note="the engine kept in `app.state` is the one instrumented",
+        ),
         Valid(
             {
                 "agent/__init__.py": "",
@@ -380,6 +410,69 @@ class AsyncEngineNeverInstrumented(Rule):
     INVALID = [
         Invalid(
             {
+                "api/__init__.py": "",
+                "api/main.py": """
+                    from contextlib import asynccontextmanager
+
+                    from fastapi import FastAPI
+                    from opentelemetry import trace
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+                    from opentelemetry.sdk.trace import TracerProvider
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    def setup_db(app: FastAPI) -> None:
+                        app.state.db_engine = create_async_engine("postgresql+asyncpg://api@db/api")
+                        graph_engine = create_async_engine("postgresql+asyncpg://api@graph/traces")  # ERROR
+                        app.state.graph_engine = graph_engine
+
+                    def setup_tracing(app: FastAPI) -> None:
+                        trace.set_tracer_provider(TracerProvider())
+                        SQLAlchemyInstrumentor().instrument(engine=app.state.db_engine.sync_engine)
+
+                    @asynccontextmanager
+                    async def lifespan(app: FastAPI):
+                        setup_db(app)
+                        setup_tracing(app)
+                        yield
+
+                    app = FastAPI(lifespan=lifespan)
+                """,
+            },
+            note="engines kept in `app.state`: the instrumented attribute holds the other engine",
+        ),
+        Invalid(
+            {
+                "svc/__init__.py": "",
+                "svc/main.py": """
+                    from contextlib import asynccontextmanager
+                    from functools import lru_cache
+
+                    import logfire
+                    from fastapi import FastAPI
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    @lru_cache
+                    def get_engine():
+                        return create_async_engine("postgresql+asyncpg://svc@db/svc")
+
+                    @asynccontextmanager
+                    async def lifespan(app: FastAPI):
+                        logfire.configure()
+                        logfire.instrument_sqlalchemy(engine=get_engine().sync_engine)
+                        yield
+
+                    def add_audit_log(app: FastAPI) -> None:
+                        audit_engine = create_async_engine("postgresql+asyncpg://svc@db/audit")  # ERROR
+                        app.state.audit_engine = audit_engine
+
+                    app = FastAPI(lifespan=lifespan)
+                    add_audit_log(app)
+                """,
+            },
+            note="logfire.instrument_sqlalchemy(engine=...) names one engine; a second one is left out",
+        ),
+        Invalid(
+            {
                 "app/__init__.py": "",
                 "app/db.py": """
                     from sqlalchemy.ext.asyncio import create_async_engine
@@ -473,6 +566,8 @@ class AsyncEngineNeverInstrumented(Rule):
 def _uses_instrumentations(index) -> bool:
     """The project sets up the OpenTelemetry SDK itself or traces its libraries with instrumentations
     (SQLAlchemy's, its web framework's...): then an engine left out is a gap, not a choice."""
+    if any(_logfire_targets(site) for _, site in index.all_calls()):
+        return True
     return any(
         (site.module.startswith("opentelemetry.instrumentation.") or site.module.split(".")[:2] == ["opentelemetry", "sdk"])
         and not is_test_module(facts)
@@ -480,6 +575,19 @@ def _uses_instrumentations(index) -> bool:
         for site in facts.imports
         if site.module != "opentelemetry.instrumentation.utils"
     )
+
+
+def _logfire_targets(site) -> tuple:
+    """The engines `logfire.instrument_sqlalchemy(engine=...)` / `(engines=[...])` names."""
+    if site.callee != LOGFIRE_INSTRUMENT_SQLALCHEMY:
+        return ()
+    targets: list = []
+    for name in ("engine", "engines"):
+        value = kwarg(site.summary, name)
+        if value is None or value == ("lit", None):
+            continue
+        targets.extend(value[1] if value[0] in ("list", "tuple") else (value,))
+    return tuple(targets)
 
 
 def _other_instrumentation(index) -> bool:
@@ -492,10 +600,14 @@ def _other_instrumentation(index) -> bool:
         if call is not None and call.on_instance and call.cls == ASYNCPG_INSTRUMENTOR:
             return True
     for facts in index.modules:
-        if any(site.callee in OTHER_INSTRUMENTATION_CALLS for site in facts.calls):
-            return True
+        for site in facts.calls:
+            # logfire.instrument_sqlalchemy(engine=...) instruments the engines it names only: those
+            # are followed like SQLAlchemyInstrumentor's engine= (see `_logfire_targets`).
+            if site.callee in OTHER_INSTRUMENTATION_CALLS and not _logfire_targets(site):
+                return True
+        recorded = {site.order for site in facts.calls}
         for function in facts.functions.values():
-            if any(callee in OTHER_INSTRUMENTATION_CALLS for _, callee in function.calls):
+            if any(callee in OTHER_INSTRUMENTATION_CALLS and order not in recorded for order, callee in function.calls):
                 return True
     return False
 
@@ -531,6 +643,13 @@ def _target_matches(index, creation: Creation, target) -> str:
             continue
         if tag == "call":
             return _call_matches(index, creation, summary, named)
+        if tag == "attr":
+            # `app.state.engine`, `self.engine`: the engines the project stores under that name.
+            stored = index.attribute_stores(summary[2])
+            verdicts = {_call_matches(index, creation, call, None) for call in stored}
+            if not stored or _UNKNOWN in verdicts:
+                return _UNKNOWN
+            return _MATCH if _MATCH in verdicts else _OTHER
         return _UNKNOWN
     return _UNKNOWN
 

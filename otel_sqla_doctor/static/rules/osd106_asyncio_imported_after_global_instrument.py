@@ -4,6 +4,7 @@ import re
 from typing import Iterable, Optional
 
 from otel_sqla_doctor.findings import Severity
+from otel_sqla_doctor.static.launchers import sqlalchemy_instrumentation_installed
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrument import (
     ASYNCIO_IMPORTERS,
@@ -27,7 +28,6 @@ KNOWN_ASYNCIO_IMPORTERS = (
     "advanced_alchemy",
     "sqladmin",
 )
-_INSTRUMENTATION_INSTALLED = re.compile(r"opentelemetry-instrumentation-sqlalchemy|opentelemetry-bootstrap|opentelemetry-contrib-instrumentations", re.I)
 
 
 class AsyncioImportedAfterGlobalInstrument(Rule):
@@ -40,7 +40,8 @@ class AsyncioImportedAfterGlobalInstrument(Rule):
     `SQLAlchemyInstrumentor().instrument()` call when `sqlalchemy.ext.asyncio` is imported only
     after it, and an AsyncEngine is then created through the wrapped `create_async_engine`. It
     also reports an `opentelemetry-instrument` launcher (Dockerfile, Procfile, compose file,
-    script, Makefile, pyproject.toml) in a project that creates AsyncEngines, since the launcher
+    script, Makefile, pyproject.toml) in a project that creates AsyncEngines (itself, or through a
+    library configuration such as advanced-alchemy's `SQLAlchemyAsyncConfig`), since the launcher
     always instruments before the application imports anything.
 
     Static detection is best effort: a third-party package that imports `sqlalchemy.ext.asyncio`
@@ -215,6 +216,27 @@ class AsyncioImportedAfterGlobalInstrument(Rule):
     ]
     INVALID = [
         Invalid(
+            {
+                "Dockerfile": """
+                    FROM python:3.12-slim
+                    RUN pip install opentelemetry-distro opentelemetry-instrumentation-sqlalchemy
+                    CMD ["opentelemetry-instrument", "uvicorn", "src.main:app"]  # ERROR
+                """,
+                "src/__init__.py": "",
+                "src/main.py": """
+                    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+                    from litestar import Litestar
+
+                    def create_app() -> Litestar:
+                        db_config = SQLAlchemyAsyncConfig(connection_string="postgresql+asyncpg://app@db/app")
+                        return Litestar(plugins=[SQLAlchemyPlugin(config=db_config)])
+
+                    app = create_app()
+                """,
+            },
+            note="the AsyncEngine is created by a library's config (advanced-alchemy) under the launcher",
+        ),
+        Invalid(
             """
             from opentelemetry.instrumentation import sqlalchemy as otel_sqlalchemy
 
@@ -314,12 +336,29 @@ def _doubled(order, first) -> Optional[ProjectReport]:
     )
 
 
+# Library configurations that create their AsyncEngine with `create_async_engine` when the app starts.
+_ENGINE_CONFIG_CLASSES = ("SQLAlchemyAsyncConfig",)
+_ENGINE_CONFIG_PACKAGES = ("advanced_alchemy", "litestar")
+
+
+def _library_engine_configs(index) -> list[tuple[str, int]]:
+    """(path, line) of `SQLAlchemyAsyncConfig(...)` (advanced-alchemy, Litestar's plugin) in the app."""
+    def wanted(callee: str) -> bool:
+        return callee.split(".", 1)[0] in _ENGINE_CONFIG_PACKAGES and callee.rsplit(".", 1)[-1] in _ENGINE_CONFIG_CLASSES
+
+    found = []
+    for facts in index.modules:
+        if is_test_module(facts):
+            continue
+        found += [(facts.path, site.line) for site in facts.calls if wanted(site.callee)]
+        found += [(facts.path, function.line) for function in facts.functions.values() if any(wanted(c) for _, c in function.calls)]
+    return sorted(found)
+
+
 def _launcher_reports(index, found) -> list[ProjectReport]:
     if sqlalchemy_auto_instrumentation_disabled(index):
         return []
-    installed = any(_INSTRUMENTATION_INSTALLED.search(text) for text in index.files.texts.values()) or any(
-        site.module.startswith("opentelemetry.instrumentation.sqlalchemy") for facts in index.modules for site in facts.imports
-    )
+    installed = sqlalchemy_instrumentation_installed(index)
     if not installed:
         return []
     engines = [
@@ -329,9 +368,10 @@ def _launcher_reports(index, found) -> list[ProjectReport]:
         and not is_test_module(facts)
         and not (site.summary and site.summary[0] == "call" and site.summary[1][:1] == ("ref",) and site.summary[1][1].startswith("sqlalchemy.ext.asyncio.engine."))
     ]
-    if not engines:
+    places = [(facts.path, site.line) for facts, site in engines] or _library_engine_configs(index)
+    if not places:
         return []
-    facts, site = engines[0]
+    path, line = places[0]
     return [
         ProjectReport(
             path=launcher.path,
@@ -342,7 +382,7 @@ def _launcher_reports(index, found) -> list[ProjectReport]:
             message=(
                 f"the service starts under {launcher.how}, which instruments SQLAlchemy before "
                 "`sqlalchemy.ext.asyncio` is first imported: every AsyncEngine (e.g. "
-                f"{facts.path}:{site.line}) gets two tracers; each query starts two spans and exports one "
+                f"{path}:{line}) gets two tracers; each query starts two spans and exports one "
                 "(the other never ends), and the commenter adds two SQL comments"
             ),
             hint=(

@@ -111,6 +111,8 @@ class _FunctionNotes:
     augmented: dict[str, list] = field(default_factory=dict)  # name -> values of `name += value`
     loops: dict[str, list] = field(default_factory=dict)  # name -> iterables of `for name in ...`
     guarded: dict[str, list] = field(default_factory=dict)  # name -> collections it was checked against
+    appended: dict[str, list] = field(default_factory=dict)  # name -> values of `name.append(value)`
+    unpacked: dict[str, list] = field(default_factory=dict)  # name -> (call, i) of `a, b = call(...)`
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,17 @@ def _notes(function: cst.FunctionDef) -> _FunctionNotes:
                     notes.loops.setdefault(element.value.value, []).append(_Items(node.iter))
         elif isinstance(node, cst.If):
             _guard(notes, node.test, node.body, negative_exits=True)
+        elif (
+            isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append"
+            and isinstance(node.func.value, cst.Name) and len(node.args) == 1 and not node.args[0].star
+        ):
+            notes.appended.setdefault(node.func.value.value, []).append(node.args[0].value)
+        elif isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and len(node.targets) == 1:
+            target = node.targets[0].target
+            if isinstance(target, (cst.Tuple, cst.List)):
+                for i, element in enumerate(target.elements):
+                    if isinstance(element.value, cst.Name):
+                        notes.unpacked.setdefault(element.value.value, []).append((node.value, i))
         elif isinstance(node, cst.Assert):
             _guard(notes, node.test, None, negative_exits=False)
     return notes
@@ -162,10 +175,11 @@ def _guard(notes: _FunctionNotes, test: cst.BaseExpression, body, negative_exits
 class _Analyzer:
     """Decides whether an expression is SQL built from values that vary per call."""
 
-    def __init__(self, ctx, env: _Env, depth: int = 0, sink: Optional[cst.CSTNode] = None) -> None:
+    def __init__(self, ctx, env: _Env, depth: int = 0, sink: Optional[cst.CSTNode] = None, owner: Optional[cst.ClassDef] = None) -> None:
         self.ctx = ctx
         self.env = env
         self.depth = depth
+        self.owner = owner  # the class whose method is being read (`self.method()` is looked up there)
         self.sink = sink  # the call being judged: allow-list checks hold only where they cover it
         # Annotations of parameters taken as constants on the promise that their class is an Enum
         # of another module: the project index decides.
@@ -265,9 +279,54 @@ class _Analyzer:
             return found
         if isinstance(node, cst.Name):
             return self._through_name(node)
+        if isinstance(node, cst.IfExp):
+            # `f"'{v}'" if isinstance(v, str) else v`: either branch may be what goes in.
+            found = None
+            for branch in (node.body, node.orelse):
+                inner = self.interpolation(branch)
+                if found is None:
+                    found = inner
+                else:
+                    self._merge(found, inner)
+            if found is not None:
+                found.node = None
+            return found
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "join":
+            return self._through_join(node)
         if isinstance(node, cst.Call):
             return self._through_helper(node)
         return None
+
+    def _through_join(self, node: cst.Call) -> Optional[Interpolation]:
+        """`" AND ".join(clauses)`, where `clauses` is a list literal or is built by `.append()`:
+        the clauses built from values are what goes in (a clause we cannot see into is not a value)."""
+        if not (self._is_plain_string(node.func.value) and len(node.args) == 1 and not node.args[0].star):
+            return None
+        items: list = []
+        argument = node.args[0].value
+        if isinstance(argument, (cst.List, cst.Tuple)):
+            items = [e.value for e in argument.elements if isinstance(e, cst.Element)]
+        elif isinstance(argument, cst.Name):
+            hit = self.env.binding(argument.value)
+            if hit is None:
+                return None
+            scope, bindings = hit
+            for kind, payload in bindings:
+                if kind == "value" and isinstance(payload, (cst.List, cst.Tuple)):
+                    items += [e.value for e in payload.elements if isinstance(e, cst.Element)]
+            items += self.notes(scope).appended.get(argument.value, [])
+        found = None
+        for item in items:
+            inner = self.interpolation(item)
+            if inner is None:
+                continue
+            if found is None:
+                found = inner
+            else:
+                self._merge(found, inner)
+        if found is not None:
+            found.node = None
+        return found
 
     def _through_name(self, node: cst.Name) -> Optional[Interpolation]:
         hit = self.env.binding(node.value)
@@ -277,20 +336,28 @@ class _Analyzer:
         found: Optional[Interpolation] = None
         values = [payload for kind, payload in bindings if kind == "value"]
         values += self.notes(scope).augmented.get(node.value, [])
-        for value in values:
-            inner = self.interpolation(value)
+        unpacked = self.notes(scope).unpacked.get(node.value, [])
+        for value in values + unpacked:
+            if isinstance(value, tuple):  # (call, i): `a, b = helper(...)`
+                inner = self._through_helper(value[0], element=value[1])
+            else:
+                inner = self.interpolation(value)
             if inner is None:
                 continue
             if found is None:
                 found = inner
                 found.via = node.value
-                found.node = None if len(values) > 1 else found.node
+                found.node = None if len(values) + len(unpacked) > 1 else found.node
             else:
                 self._merge(found, inner)
                 found.node = None
         return found
 
-    def _through_helper(self, node: cst.Call) -> Optional[Interpolation]:
+    def _through_helper(self, node: cst.Call, element: Optional[int] = None) -> Optional[Interpolation]:
+        """What a helper returns (`element`: item i of the tuples it returns, for `a, b = helper()`)."""
+        method = self._method_of_module_class(node.func)
+        if method is not None:
+            return self._read_helper(node, method[0], f"{self.ctx.module}.{method[1].name.value}.{method[0].name.value}", element, owner=method[1])
         callee = self.ctx.summarize(node.func)
         if not callee or callee[0] != "ref":
             return None
@@ -298,28 +365,72 @@ class _Analyzer:
         prefix = f"{self.ctx.module}."
         if qualname.startswith(prefix) and "." not in qualname[len(prefix):]:
             function = self._module_function(qualname[len(prefix):])
-            if function is None or self.depth > 2:
+            if function is None:
                 return None
-            scope = Scope("function", function.name.value, qualname, function, is_async=function.asynchronous is not None)
-            passed = self._constant_arguments(node, function)
-            for param in _all_params(function.params):
-                # What this call passes decides: a constant argument makes the parameter one here.
-                binding = ("value", cst.Integer("0")) if param.name.value in passed else ("param", param)
-                scope.bindings.setdefault(param.name.value, []).append(binding)
-            _collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
-            helper = _Analyzer(self.ctx, _Env([scope], self.env.module_scope), self.depth + 1)
-            found = None
-            for returned in _returns(function):
-                inner = helper.interpolation(returned)
-                if inner is None:
-                    continue
-                if found is None:
-                    found = inner
+            return self._read_helper(node, function, qualname, element)
+        if element is not None:
+            return None
+        return self._foreign_helper(node, qualname)
+
+    def _method_of_module_class(self, func: cst.BaseExpression) -> Optional[tuple[cst.FunctionDef, cst.ClassDef]]:
+        """`self.build_clause(...)` in a method, or `filters.pagination()` on a parameter annotated
+        with (or a local built from) a class of this module: that method's definition, and its class."""
+        if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)):
+            return None
+        receiver = func.value.value
+        classes: list[cst.ClassDef] = []
+        if receiver in ("self", "cls"):
+            owner = self.owner if self.owner is not None else _enclosing_class(self.ctx)
+            if owner is not None:
+                classes.append(owner)
+        else:
+            hit = self.env.binding(receiver)
+            for kind, payload in hit[1] if hit else ():
+                if kind == "param" and payload.annotation is not None:
+                    names = [dotted_name(n) for n in _walk(payload.annotation.annotation) if isinstance(n, (cst.Name, cst.Attribute))]
+                elif kind == "value" and isinstance(payload, cst.Call):
+                    names = [dotted_name(payload.func)]
                 else:
-                    helper._merge(found, inner)
-            if found is not None:
-                found.how, found.via, found.node = "a helper that formats SQL", function.name.value + "()", None
-            return found
+                    continue
+                classes += [c for c in (_module_class(self.ctx, n) for n in names if n) if c is not None]
+        for cls in classes:
+            for stmt in cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ():
+                if isinstance(stmt, cst.FunctionDef) and stmt.name.value == func.attr.value:
+                    if any((dotted_name(d.decorator) or "").endswith(("property", "setter")) for d in stmt.decorators):
+                        return None
+                    return stmt, cls
+        return None
+
+    def _read_helper(self, node: cst.Call, function: cst.FunctionDef, qualname: str, element: Optional[int], owner=None) -> Optional[Interpolation]:
+        if self.depth > 2:
+            return None
+        is_method = owner is not None and not any((dotted_name(d.decorator) or "") == "staticmethod" for d in function.decorators)
+        scope = Scope("function", function.name.value, qualname, function, is_async=function.asynchronous is not None)
+        passed = self._constant_arguments(node, function, skip_first=is_method)
+        for param in _all_params(function.params):
+            # What this call passes decides: a constant argument makes the parameter one here.
+            binding = ("value", cst.Integer("0")) if param.name.value in passed else ("param", param)
+            scope.bindings.setdefault(param.name.value, []).append(binding)
+        _collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
+        helper = _Analyzer(self.ctx, _Env([scope], self.env.module_scope), self.depth + 1, owner=owner if owner is not None else self.owner)
+        found = None
+        for returned in _returns(function):
+            if element is not None:
+                if not (isinstance(returned, (cst.Tuple, cst.List)) and element < len(returned.elements)):
+                    continue
+                returned = returned.elements[element].value
+            inner = helper.interpolation(returned)
+            if inner is None:
+                continue
+            if found is None:
+                found = inner
+            else:
+                helper._merge(found, inner)
+        if found is not None:
+            found.how, found.via, found.node = "a helper that formats SQL", function.name.value + "()", None
+        return found
+
+    def _foreign_helper(self, node: cst.Call, qualname: str) -> Optional[Interpolation]:
         if qualname.split(".", 1)[0] in ("sqlalchemy", "sqlmodel", "builtins", "os", "typing", "asyncpg", "aiosqlite"):
             return None
         # Maybe a helper in another module of the project: the index decides.
@@ -329,9 +440,10 @@ class _Analyzer:
             "a helper that formats SQL", dynamic=["its arguments"], via=f"{name}()", requires=(check(summary, f"{_THIS}:returns_interpolated"),)
         )
 
-    def _constant_arguments(self, call: cst.Call, function: cst.FunctionDef) -> set[str]:
+    def _constant_arguments(self, call: cst.Call, function: cst.FunctionDef, skip_first: bool = False) -> set[str]:
         """Parameters of `function` that this call fills with constants (in the caller's scope)."""
         params = list(function.params.posonly_params) + list(function.params.params)
+        params = params[1:] if skip_first else params
         found: set[str] = set()
         positional = [a for a in call.args if a.keyword is None and not a.star]
         for param, arg in zip(params, positional):
@@ -634,7 +746,11 @@ class _Analyzer:
                     not isinstance(i, _Items) and self.is_literal_collection(i, depth + 1) for i in loops
                 )
             values = [p for k, p in hit[1] if k == "value"]
-            return bool(values) and len(values) == len(hit[1]) and all(self.is_literal_collection(v, depth + 1) for v in values)
+            appended = self.notes(hit[0]).appended.get(expr.value, [])  # `clauses = []` then `clauses.append(...)`
+            return (
+                bool(values) and len(values) == len(hit[1]) and all(self.is_literal_collection(v, depth + 1) for v in values)
+                and all(self._names_only_template(a) or self.is_constant(a, depth + 1) for a in appended)
+            )
         if isinstance(expr, cst.Attribute):
             root = expr
             while isinstance(root, cst.Attribute):
@@ -649,6 +765,67 @@ class _Analyzer:
             if isinstance(func, cst.Name) and func.value == "get_args" and len(expr.args) == 1:
                 return True  # typing.get_args(SortOrder)
         return False
+
+
+def _enclosing_class(ctx) -> Optional[cst.ClassDef]:
+    for scope in reversed(ctx.scopes):
+        if scope.kind == "class" and isinstance(scope.node, cst.ClassDef):
+            return scope.node
+    return None
+
+
+def _module_class(ctx, name: str) -> Optional[cst.ClassDef]:
+    """A class defined at the top of this module, by its name."""
+    for stmt in ctx.module_node.body:
+        if isinstance(stmt, cst.ClassDef) and stmt.name.value == name:
+            return stmt
+    return None
+
+
+# Alembic's migration API: `op.execute(sql)` and the connection `op.get_bind()` hands out.
+_ALEMBIC_BINDS = ("alembic.op.get_bind", "alembic.context.get_bind")
+
+
+def _alembic_receiver(summary) -> bool:
+    if summary and summary[0] == "ref":
+        return summary[1] == "alembic.op"
+    if summary and summary[0] == "call" and summary[1] and summary[1][0] == "ref":
+        return summary[1][1] in _ALEMBIC_BINDS
+    return False
+
+
+def _passes_sql_to_sink(ctx, cls: cst.ClassDef, method: cst.FunctionDef, depth: int = 0) -> bool:
+    """A method of the project's own database wrapper (`async def fetchall(self, query, values)`)
+    that hands its first parameter to `text()` or `exec_driver_sql()` (directly, through a
+    rewrite such as `self.rewrite_query(query)`, or through another such method of its class)."""
+    params = [p.name.value for p in list(method.params.posonly_params) + list(method.params.params)]
+    if len(params) < 2 or depth > 2:
+        return False
+    sql = params[1]
+
+    def carries(expr: cst.BaseExpression) -> bool:
+        if isinstance(expr, cst.Name):
+            return expr.value == sql
+        if isinstance(expr, cst.Call) and expr.args and not expr.args[0].star and expr.args[0].keyword is None:
+            return isinstance(expr.args[0].value, cst.Name) and expr.args[0].value.value == sql
+        return False
+
+    for node in _walk(method):
+        if not (isinstance(node, cst.Call) and node.args and carries(node.args[0].value)):
+            continue
+        func = node.func
+        if ctx.qualname(func) == SQLALCHEMY_TEXT:
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value == "exec_driver_sql":
+            return True
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            other = next(
+                (st for st in cls.body.body if isinstance(st, cst.FunctionDef) and st.name.value == func.attr.value and st is not method),
+                None,
+            ) if isinstance(cls.body, cst.IndentedBlock) else None
+            if other is not None and _passes_sql_to_sink(ctx, cls, other, depth + 1):
+                return True
+    return False
 
 
 _SCHEMA_OBJECT_NAMES = frozenset({"column", "col", "table", "tbl"})
@@ -1070,6 +1247,21 @@ class InterpolatedSql(Rule):
         code = code.replace(token, literal)
         return f"{code}.bindparams({', '.join(f'{n}={v}' for n, v in binds)})"
 
+    def _wrapper_sink(self, func: cst.Attribute) -> Optional[str]:
+        """`self.fetchall(sql, ...)` inside a database wrapper class whose method passes its SQL
+        argument on to `text()`."""
+        if not (isinstance(func.value, cst.Name) and func.value.value == "self"):
+            return None
+        cls = _enclosing_class(self.ctx)
+        if cls is None or not isinstance(cls.body, cst.IndentedBlock):
+            return None
+        for stmt in cls.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == func.attr.value:
+                if _passes_sql_to_sink(self.ctx, cls, stmt):
+                    return f"`self.{func.attr.value}()` (which hands it to `text()`)"
+                return None
+        return None
+
     def _sink(self, node: cst.Call):
         """(label, requirements, is_text) when the call is a SQL sink, else None."""
         func = node.func
@@ -1077,6 +1269,11 @@ class InterpolatedSql(Rule):
             method = func.attr.value
             if method == "exec_driver_sql":
                 return "`exec_driver_sql()`", (), False
+            if method == "execute" and _alembic_receiver(self.ctx.summarize(func.value)):
+                return "Alembic's `execute()`", (), False
+            wrapper = self._wrapper_sink(func)
+            if wrapper is not None:
+                return wrapper, (), False
             if method in SQLALCHEMY_METHODS or method in DRIVER_METHODS:
                 if isinstance(node.args[0].value, cst.Call) and not _is_format_call(node.args[0].value):
                     # execute(text(...)): the text() call is the sink; execute(helper()) is followed below
@@ -1337,8 +1534,130 @@ class InterpolatedSql(Rule):
             },
             note="a parameter typed with an Enum of another module: one of a fixed set of values",
         ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy import text
+
+                    class Filters:
+                        def __init__(self, sortby: str, table: str):
+                            self.sortby = sortby
+                            self.table = table
+
+                        def where(self, extra=None) -> str:
+                            clauses = []
+                            for key in ("name", "email"):
+                                clauses.append(f"{key} = :{key}")
+                            return "WHERE " + " AND ".join(clauses)
+
+                        def order_by(self) -> str:
+                            return f"ORDER BY {self.sortby}"
+
+                    class Connection:
+                        def __init__(self, conn):
+                            self.conn = conn
+
+                        async def fetchall(self, query: str, values=None):
+                            return (await self.conn.execute(text(query), values or {})).all()
+
+                        async def page(self, query: str, filters: Filters, values: dict):
+                            return await self.fetchall(f"{query} {filters.where()} {filters.order_by()} LIMIT :limit", values)
+                """,
+                "alembic/versions/0002_enum.py": """
+                    from alembic import op
+
+                    def upgrade():
+                        for value in ("archived", "deleted"):
+                            op.execute(f"ALTER TYPE status ADD VALUE '{value}'")
+                            op.execute(f"UPDATE items SET status = '{value}' WHERE status IS NULL")
+                """,
+            },
+            note="a wrapper's own fetchall() given clauses of bound names and identifiers; a migration's literal values",
+        ),
     ]
     INVALID = [
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from sqlalchemy import text
+
+                    class Filters:
+                        def __init__(self, limit: int, offset: int):
+                            self.limit = limit
+                            self.offset = offset
+
+                        def pagination(self) -> str:
+                            stmt = f"LIMIT {min(1000, self.limit)} "
+                            if self.offset:
+                                stmt += f"OFFSET {self.offset}"
+                            return stmt
+
+                    class Connection:
+                        def __init__(self, conn):
+                            self.conn = conn
+
+                        def rewrite_query(self, query: str) -> str:
+                            return query.replace("?", ":p")
+
+                        async def fetchall(self, query: str, values=None):
+                            return (await self.conn.execute(text(self.rewrite_query(query)), values or {})).all()
+
+                        async def page(self, query: str, filters: Filters | None, values: dict):
+                            if not filters:
+                                filters = Filters(10, 0)
+                            return await self.fetchall(f"{query} {filters.pagination()}", values)  # ERROR
+                """,
+            },
+            note="pagination values from a method of the project's Filters class, through the wrapper's own fetchall()",
+        ),
+        Invalid(
+            """
+            from sqlalchemy import text
+
+            class Searcher:
+                def build_filter_clause(self, filters) -> tuple[str, str]:
+                    if filters is None:
+                        return "", ""
+                    clauses = []
+                    for f in filters:
+                        value = f"'{f.value}'" if isinstance(f.value, str) else f.value
+                        clauses.append(f"{f.column} {f.operator} {value}")
+                    clause = " AND ".join(clauses)
+                    return f"WHERE {clause}", f"AND {clause}"
+
+                async def search(self, session, filters):
+                    where, also = self.build_filter_clause(filters)
+                    inner = f\"\"\"
+                        SELECT id FROM items
+                        {where}
+                    \"\"\"
+                    ranked = f"WITH v AS ({inner}) SELECT id FROM v"
+                    await session.execute(text(ranked))  # ERROR
+                    return await session.execute(text(f"SELECT id FROM items WHERE price > 0 {also}"))  # ERROR
+            """,
+            note="clauses built by a method, returned in a tuple, joined from a list and nested in a CTE",
+        ),
+        Invalid(
+            {
+                "alembic/versions/0003_workspace.py": """
+                    from alembic import op
+                    from sqlalchemy import text
+
+                    def downgrade():
+                        conn = op.get_bind()
+                        rows = conn.execute(text("SELECT id, url FROM credential")).fetchall()
+                        for credential_id, url in rows:
+                            workspace = url.split("//")[1]
+                            op.execute(f"UPDATE connector SET workspace = '{workspace}' WHERE credential_id = {credential_id}")  # ERROR
+                            op.get_bind().execute(  # ERROR
+                                f"DELETE FROM pair WHERE credential_id = {credential_id}"
+                            )
+                """,
+            },
+            note="Alembic's op.execute() and op.get_bind().execute() given row values",
+        ),
         Invalid(
             """
             from sqlalchemy import text

@@ -54,6 +54,75 @@ def helper_queries_through(index, summary, where) -> bool:
     return bool(qualname) and index.uses_argument_for_database(qualname, where)
 
 
+# Decorators that change how (or how often) a helper's body runs: cached, made async, run in a
+# thread or queued as a task. A helper with one of these is not followed.
+_UNFOLLOWED_DECORATOR_WORDS = ("cache", "async", "thread", "task", "executor", "background", "contextmanager", "property")
+
+
+def helper_opens_session(index, summary, skip) -> bool:
+    """Requirement: the project function called is a plain `def` that opens a synchronous Session
+    or Connection of its own and works with it (or calls a plain `def` that does, one call deeper).
+    `skip`: the arguments of the call that are names; a helper that queries through one of them is
+    the other report's business (a session passed in)."""
+    qualname = index.qualname_of(summary)
+    if not qualname or any(index.uses_argument_for_database(qualname, where) for where in skip):
+        return False
+    # `with get_db() as db:` / `SessionLocal()`: the call itself hands out a session (reported as opened).
+    if index.kind_of(("call", summary, (), ())) in OPENED_KINDS:
+        return False
+    return _opens_session(index, qualname, 0)
+
+
+def _followed_function(index, qualname: str):
+    hit = index.function(qualname)
+    if hit is None:
+        return None
+    function = hit[1]
+    if function.is_async or function.yields:
+        return None  # a coroutine (awaited elsewhere) or a generator (its body runs when iterated)
+    for decorator in function.decorators:
+        name = _decorator_name(decorator).rsplit(".", 1)[-1].lower()
+        if any(word in name for word in _UNFOLLOWED_DECORATOR_WORDS):
+            return None
+    return function
+
+
+def _decorator_name(summary) -> str:
+    """`functools.lru_cache` for `@lru_cache`, `@lru_cache(maxsize=1)`; `task` for `@app.task()`."""
+    if summary and summary[0] == "call":
+        summary = summary[1]
+    if summary and summary[0] == "ref":
+        return summary[1]
+    if summary and summary[0] == "attr":
+        return summary[2]
+    return ""
+
+
+def _opens_session(index, qualname: str, depth: int) -> bool:
+    cache = index.__dict__.setdefault("_osd401_opens", {})
+    key = (qualname, depth)
+    if key in cache:
+        return cache[key]
+    cache[key] = False  # recursion guard
+    function = _followed_function(index, qualname)
+    found = False
+    if function is not None:
+        for _, callee in function.calls:
+            call = ("call", ("ref", callee), (), ())
+            if index.kind_of(call) in OPENED_KINDS:
+                found = True  # `with SessionLocal() as s:`, `engine.connect()`, `get_catalog_session()`
+            else:
+                base, _, method = callee.rpartition(".")
+                kind = index.kind_of(("ref", base)) if base else None
+                found = bool(kind) and method in BLOCKING_METHODS.get(kind, ())  # `engine.execute()` on a global
+            if not found and depth < 1 and callee != qualname:
+                found = _opens_session(index, callee, depth + 1)
+            if found:
+                break
+    cache[key] = found
+    return found
+
+
 _STARTUP_EVENTS = ("startup", "shutdown")
 
 
@@ -204,6 +273,7 @@ class SyncDatabaseCallInAsyncFunction(Rule):
         if id(node) in self._awaited:
             return
         func = node.func
+        self._calls_helper_that_opens(node)
         if isinstance(func, cst.Attribute):
             method = func.attr.value
             kinds = _blocking_kinds(method)
@@ -260,6 +330,27 @@ class SyncDatabaseCallInAsyncFunction(Rule):
             )
             reported = True  # one candidate per argument: the index keeps those that are sync Sessions
         return reported
+
+    def _calls_helper_that_opens(self, node: cst.Call) -> None:
+        """`user_owns_a_tenant(email)` in `async def`, where the helper (a plain `def` of the
+        project) opens a synchronous Session of its own and queries: the loop blocks there."""
+        callee = self.ctx.summarize(node.func)
+        if not callee or callee[0] != "ref" or canonical(callee[1]).split(".", 1)[0] in _NEVER_DATABASE_ROOTS:
+            return
+        skip = [
+            arg.keyword.value if arg.keyword is not None else position
+            for position, arg in enumerate(node.args)
+            if not arg.star and isinstance(arg.value, cst.Name)
+        ]
+        self.report(
+            node,
+            message=(
+                f"`{self.ctx.module_node.code_for_node(node.func)}()` opens a synchronous Session/Connection and "
+                "queries inside `async def`: it blocks the event loop (every other request waits) while the spans "
+                "look normal"
+            ),
+            requires=(check(callee, f"{_THIS}:helper_opens_session", skip),),
+        )
 
     def _may_open(self, func: cst.BaseExpression) -> bool:
         summary = self.ctx.summarize(func)
@@ -436,8 +527,84 @@ class SyncDatabaseCallInAsyncFunction(Rule):
             """,
             note="an awaited call is async whatever the annotation says (prefect annotates AsyncSessions as Session)",
         ),
+        Valid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from contextlib import contextmanager
+                    from functools import lru_cache
+                    from sqlalchemy import create_engine, select
+                    from sqlalchemy.orm import Session, sessionmaker
+                    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+                    SessionLocal = sessionmaker(create_engine("postgresql+psycopg2://app@db/app"))
+                    AsyncSessionLocal = async_sessionmaker(create_async_engine("postgresql+asyncpg://app@db/app"))
+
+                    def normalise(email: str) -> str:
+                        return email.strip().lower()
+
+                    def count_async_users():
+                        return AsyncSessionLocal()
+
+                    @lru_cache(maxsize=1)
+                    def load_settings():
+                        with SessionLocal() as session:
+                            return session.execute(select(Setting)).scalars().all()
+
+                    def sync_report():
+                        with SessionLocal() as session:
+                            return session.execute(select(User)).all()
+                """,
+                "app/api.py": """
+                    import asyncio
+                    from app.db import count_async_users, load_settings, normalise, sync_report
+
+                    async def signup(email: str):
+                        email = normalise(email)
+                        session = count_async_users()
+                        settings = load_settings()
+                        rows = await asyncio.to_thread(sync_report)
+                        return email, settings, rows
+                """,
+            },
+            note="helpers that open no sync session, one cached once per process, one run in a thread",
+        ),
     ]
     INVALID = [
+        Invalid(
+            {
+                "app/__init__.py": "",
+                "app/db.py": """
+                    from contextlib import contextmanager
+                    from sqlalchemy import create_engine, select
+                    from sqlalchemy.orm import Session
+
+                    engine = create_engine("postgresql+psycopg2://app@db/app")
+
+                    @contextmanager
+                    def get_catalog_session():
+                        with Session(engine) as session:
+                            yield session
+
+                    def user_owns_a_tenant(email: str) -> bool:
+                        with get_catalog_session() as session:
+                            return session.execute(select(Tenant).where(Tenant.email == email)).first() is not None
+
+                    def check_signup(email: str) -> None:
+                        if user_owns_a_tenant(email.lower()):
+                            raise ValueError(email)
+                """,
+                "app/provisioning.py": """
+                    from app import db
+
+                    async def provision_tenant(tenant_id: str, email: str) -> None:
+                        if db.user_owns_a_tenant(email):  # ERROR
+                            raise ValueError(email)
+                        db.check_signup(email)  # ERROR
+                """,
+            },
+            note="a sync helper that opens its own session (or calls one that does) called from a coroutine",
+        ),
         Invalid(
             {
                 "app/__init__.py": "",
