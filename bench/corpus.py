@@ -1,4 +1,5 @@
-"""The benchmark corpus: source distributions of large projects, fetched by pip at pinned versions.
+"""The benchmark corpus: source distributions of large projects, fetched by pip at pinned versions,
+and git snapshots of large applications at pinned commits (polar: not on PyPI).
 
 Each corpus is the `.py` files of one sdist, unpacked under `bench/.cache/corpus/<name>-<version>/`.
 Only Python sources are kept (no docs, no notebooks, no build files), so every tool sees exactly
@@ -35,9 +36,11 @@ CORPUS_DIR = CACHE_DIR / "corpus"
 # issue's targets are quoted on); Django and SQLAlchemy are large library corpora.
 @dataclasses.dataclass(frozen=True)
 class Corpus:
-    name: str  # the PyPI project name, as given to pip
-    version: str
+    name: str  # the PyPI project name, as given to pip (or a name for a git snapshot)
+    version: str  # the release, or for a git snapshot the first 12 hex digits of its commit
     role: str
+    repo: str = ""  # "owner/name" on GitHub: a git snapshot at `commit` instead of an sdist
+    commit: str = ""
 
     @property
     def key(self) -> str:
@@ -50,10 +53,17 @@ class Corpus:
 
 CORPORA = (
     Corpus("prefect", "3.6.0", "application (server on async SQLAlchemy)"),
+    Corpus(
+        "polar", "c6c3645e639e", "application (large async SQLAlchemy service, git snapshot)",
+        repo="polarsource/polar", commit="c6c3645e639ee8eeaa05aa0835cf8e39e330382f",
+    ),
     Corpus("SQLAlchemy", "2.0.44", "library"),
     Corpus("Django", "5.2.8", "library (largest)"),
 )
 APPLICATION = "prefect"
+APPLICATIONS = ("prefect", "polar")  # the targets are judged on each of these
+# Where fetched snapshots live (the search tool's fetch puts them there); else `git clone`.
+MIRRORS = Path(os.environ.get("BENCH_GIT_MIRRORS", "/work/.mirror"))
 
 _MARKER = ".bench-corpus.json"
 
@@ -72,7 +82,7 @@ def fetch(corpora: list[Corpus], log=print) -> None:
     """Download the missing sdists with pip (one call). `--no-binary` names only the corpus projects,
     so pip may still use wheels for their build backends while it prepares metadata (with
     `:all:` it compiles Cython & co. from source: minutes instead of seconds)."""
-    missing = [c for c in corpora if not c.directory.joinpath(_MARKER).is_file() and _sdist_file(c) is None]
+    missing = [c for c in corpora if not c.repo and not c.directory.joinpath(_MARKER).is_file() and _sdist_file(c) is None]
     if not missing:
         return
     SDIST_DIR.mkdir(parents=True, exist_ok=True)
@@ -105,18 +115,66 @@ def _members(archive: Path):
                     yield member.name.split("/", 1)[-1], handle.read()
 
 
+def _git_dir(corpus: Corpus, log=print) -> Path:
+    """A git directory holding the corpus's commit: a fetched mirror, else a clone of GitHub."""
+    mirror = MIRRORS / corpus.repo.replace("/", "+") / "repo"
+    for candidate in (mirror / ".git", mirror, CACHE_DIR / "git" / corpus.key):
+        probe = subprocess.run(["git", f"--git-dir={candidate}", "cat-file", "-e", f"{corpus.commit}^{{commit}}"], capture_output=True)
+        if probe.returncode == 0:
+            return candidate
+    clone = CACHE_DIR / "git" / corpus.key
+    log(f"cloning {corpus.repo} (no blobs until needed) ...")
+    shutil.rmtree(clone, ignore_errors=True)
+    subprocess.run(["git", "clone", "--quiet", "--bare", "--filter=blob:none", f"https://github.com/{corpus.repo}.git", str(clone)], check=True)
+    subprocess.run(["git", f"--git-dir={clone}", "fetch", "--quiet", "origin", corpus.commit], check=False)
+    return clone
+
+
+def _git_members(corpus: Corpus, log=print):
+    """(path, bytes) of every .py file at the pinned commit (ls-tree + cat-file: snapshots may lack
+    huge files, so `git archive` can fail where this skips them)."""
+    git_dir = _git_dir(corpus, log)
+    listing = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", corpus.commit], capture_output=True, check=True).stdout
+    entries = []
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, path = record.split(b"\t", 1)
+        mode, kind, sha = meta.split()
+        if kind == b"blob" and mode != b"120000" and path.endswith(b".py"):
+            entries.append((path.decode(), sha.decode()))
+    batch = subprocess.Popen(["git", f"--git-dir={git_dir}", "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        for path, sha in entries:
+            batch.stdin.write(f"{sha}\n".encode())
+            batch.stdin.flush()
+            header = batch.stdout.readline().split()
+            if len(header) < 3 or header[1] == b"missing":
+                continue
+            data = batch.stdout.read(int(header[2]))
+            batch.stdout.read(1)  # the newline after the object
+            yield path, data
+    finally:
+        batch.stdin.close()
+        batch.wait()
+
+
 def unpack(corpus: Corpus, log=print) -> Path:
     target = corpus.directory
     if target.joinpath(_MARKER).is_file():
         return target
-    archive = _sdist_file(corpus)
-    if archive is None:
-        raise SystemExit(f"bench: no sdist for {corpus.name}=={corpus.version}; run without --offline")
-    log(f"unpacking {archive.name} (.py files only) ...")
+    if corpus.repo:
+        members, source = _git_members(corpus, log), f"{corpus.repo}@{corpus.commit}"
+    else:
+        archive = _sdist_file(corpus)
+        if archive is None:
+            raise SystemExit(f"bench: no sdist for {corpus.name}=={corpus.version}; run without --offline")
+        members, source = _members(archive), archive.name
+    log(f"unpacking {source} (.py files only) ...")
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for relative, data in _members(archive):
+    for relative, data in members:
         # No absolute paths, no `..`: the archive is from PyPI but stay careful.
         parts = Path(relative).parts
         if not parts or Path(relative).is_absolute() or ".." in parts:
@@ -126,7 +184,7 @@ def unpack(corpus: Corpus, log=print) -> Path:
         out.write_bytes(data)
     (tmp / ".semgrepignore").write_text("# empty on purpose: semgrep's default list skips tests/\n")
     subprocess.run(["git", "init", "--quiet", str(tmp)], check=True)
-    (tmp / _MARKER).write_text(json.dumps({"name": corpus.name, "version": corpus.version, "sdist": archive.name}))
+    (tmp / _MARKER).write_text(json.dumps({"name": corpus.name, "version": corpus.version, "source": source}))
     # `.git` and the marker are ignored by every tool; hide the marker from git's untracked list too.
     with (tmp / ".git" / "info" / "exclude").open("a") as fh:
         fh.write(f"/{_MARKER}\n/.semgrepignore\n")
