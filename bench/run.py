@@ -512,11 +512,12 @@ class Bench:
         scanned cold on its own: the cost of a file must grow linearly with its size (issue 12)."""
         if self.doctor_broken or key != self.first_key:
             return
-        base = CACHE_DIR / "scaling"
-        if not (base / ".git").is_dir():
-            base.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "--quiet", str(base)], check=True)
         for size in (6000, 12000):
+            # Each file in its own project: `scan FILE` indexes the file's whole project.
+            base = CACHE_DIR / "scaling" / f"functions_{size}"
+            if not (base / ".git").is_dir():
+                base.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["git", "init", "--quiet", str(base)], check=True)
             name = f"generated_{size}.py"
             target = base / name
             if not target.is_file():

@@ -47,7 +47,7 @@ def scan_paths(
     scanner = Scanner(config, use_cache=use_cache, jobs=jobs, cwd=base)
     only = None
     if report_only is not None:
-        only = {scanner.display(scanner._relative(base / Path(p))) for p in report_only}
+        only = {scanner.display(scanner.relative_path(base / Path(p))) for p in report_only}
     return scanner.scan([base / t if not t.is_absolute() else t for t in targets], report_only=only)
 
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from otel_sqla_doctor.api import load_config, scan_paths
-from otel_sqla_doctor.static import engine
+from otel_sqla_doctor.static import analysis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def _run(root: Path, **kwargs):
 def test_cold_warm_single_and_multi_process_agree(tmp_path, monkeypatch):
     root = _tree(tmp_path)
     cold_single = _run(root, use_cache=False, jobs=1)
-    monkeypatch.setattr(engine, "PARALLEL_THRESHOLD", 1)  # force the pool even for a small tree
+    monkeypatch.setattr(analysis, "PARALLEL_THRESHOLD", 1)  # force the pool even for a small tree
     cold_multi = _run(root, use_cache=False, jobs=2)
     filling = _run(root, use_cache=True, jobs=2)
     assert (root / ".otel_sqla_doctor_cache" / ".gitignore").exists()

@@ -6,7 +6,7 @@ import io
 
 from cli_support import run_doctor
 
-from otel_sqla_doctor.static import engine
+from otel_sqla_doctor.static.progress import Progress
 
 WIRING = "from sqlalchemy.ext.asyncio import create_async_engine\nengine = create_async_engine('sqlite+aiosqlite://')\n"
 
@@ -17,7 +17,7 @@ class FakeTTY(io.StringIO):
 
 
 def _progress(stream, total=3):
-    progress = engine._Progress(total, stream=stream)
+    progress = Progress(total, stream=stream)
     now = [0.0]
     progress._clock = lambda: now[0]
     progress.start = 0.0
@@ -56,7 +56,7 @@ def test_no_progress_with_ci_set_or_off_a_terminal(monkeypatch):
 
 
 def test_scan_writes_nothing_extra_to_a_piped_stderr(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine._Progress, "DELAY", 0.0)
+    monkeypatch.setattr(Progress, "DELAY", 0.0)
     (tmp_path / "pyproject.toml").write_text("[tool.otel-sqla-doctor]\nroot = true\n")
     for i in range(30):
         (tmp_path / f"m{i}.py").write_text(WIRING)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cli_support import REPO, run_doctor
 from otel_sqla_doctor.config import Config
-from otel_sqla_doctor.static import engine
+from otel_sqla_doctor.static import analysis, engine
 from otel_sqla_doctor.static.rule import Rule
 from otel_sqla_doctor.static.rules import all_rules
 
@@ -39,7 +39,7 @@ class _Exploding(Rule):
 def test_a_crashing_rule_becomes_a_per_file_error_naming_it(tmp_path, monkeypatch):
     (tmp_path / "a.py").write_text("import sqlalchemy\nprint(1)\n")
     (tmp_path / "b.py").write_text("x = 1\n")
-    monkeypatch.setattr(engine, "_rule_classes", lambda codes: [_Exploding])
+    monkeypatch.setattr(analysis, "_rule_classes", lambda codes: [_Exploding])
     scanner = engine.Scanner(Config(select=("OSD101",), root=tmp_path), use_cache=False, jobs=1, cwd=tmp_path)
     scanner.codes = ("OSD999",)
     result = scanner.scan([tmp_path])

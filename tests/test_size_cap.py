@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli_support import run_doctor
 
-from otel_sqla_doctor.static import engine
+from otel_sqla_doctor.static import engine, selection
 
 CLEAN = "import os\n\nVALUE = os.environ.get('X')\n"
 FILLER = b"DATA = [\n" + b"    1234567890,\n" * ((engine.MAX_FILE_BYTES // 16) + 10) + b"]\n"
@@ -57,9 +57,9 @@ def test_big_file_that_mentions_the_stack_fails_the_run(tmp_path):
 def test_mention_spanning_a_chunk_boundary_is_found(tmp_path):
     path = tmp_path / "big.py"
     path.write_bytes(b"x" * 10 + b"OpenTelemetry" + b"y" * 10)
-    assert engine._mentions_stack(path, chunk=14) == "opentelemetry"
+    assert selection.mentions_stack(path, chunk=14) == "opentelemetry"
     path.write_bytes(b"z" * 100)
-    assert engine._mentions_stack(path, chunk=7) is None
+    assert selection.mentions_stack(path, chunk=7) is None
 
 
 def test_excluded_big_file_says_nothing(tmp_path):

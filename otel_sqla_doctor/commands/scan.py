@@ -313,15 +313,15 @@ def _scan_source(config, virtual: Path, data: bytes, *, whole_project: bool, use
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.stdin_path = StdinSource(virtual)
-            self.stdin_relative = self._relative(self.stdin_path)
+            self.stdin_relative = self.relative_path(self.stdin_path)
 
         def collect(self, targets):
             files, project_texts, errors = super().collect(targets)
-            files = [p for p in files if self._relative(p) != self.stdin_relative] + [self.stdin_path]
-            return sorted(files, key=self._relative), project_texts, errors
+            files = [p for p in files if self.relative_path(p) != self.stdin_relative] + [self.stdin_path]
+            return sorted(files, key=self.relative_path), project_texts, errors
 
-        def _run(self, todo):
-            others = iter(super()._run([job for job in todo if job.relative != self.stdin_relative]))
+        def analyze_jobs(self, todo):
+            others = iter(super().analyze_jobs([job for job in todo if job.relative != self.stdin_relative]))
             return [
                 engine.analyze_source(data, job.relative, job.module, job.is_package, self.codes, self.options)
                 if job.relative == self.stdin_relative

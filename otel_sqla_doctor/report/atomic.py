@@ -13,6 +13,9 @@ What a user names is honoured as what it is, never replaced by something else:
 
 `check_output` runs these checks before any work is done (`doctor trace` checks before it starts
 the command); the write checks again. No temporary file is left behind, whatever fails.
+
+`write_atomically` is the plain temporary-file-and-rename step under it, for any file the doctor
+writes for itself (a cache): one routine, so none leaves a temporary file behind.
 """
 
 from __future__ import annotations
@@ -152,6 +155,63 @@ def _write_through(path: Path, produce: Callable[[BinaryIO], object]) -> None:
         produce(handle)
 
 
+def write_atomically(
+    path: PathLike,
+    produce: Callable[[BinaryIO], object],
+    *,
+    mode: Optional[int] = None,
+    owner: Optional[tuple[int, int]] = None,
+) -> None:
+    """The one atomic writer: fill a temporary file beside `path` with `produce(binary_handle)`,
+    then rename it over `path`. Readers see the old file or the new one, never a torn one; whatever
+    fails (an OSError, a full disk, Ctrl-C), the temporary file is removed and `path` is unchanged.
+
+    `mode` defaults to an ordinary new file's (0666 less the umask); `owner` is (uid, gid), set
+    when allowed. Errors are raised as they are (callers turn them into messages, or ignore them
+    for a cache)."""
+    target = Path(path)
+    fd, temporary = _temporary_beside(target)
+    _fill_and_rename(fd, temporary, target, produce, mode, owner)
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+
+
+def _fill_and_rename(
+    fd: int,
+    temporary: str,
+    target: Path,
+    produce: Callable[[BinaryIO], object],
+    mode: Optional[int],
+    owner: Optional[tuple[int, int]],
+) -> None:
+    try:
+        try:
+            handle = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
+            produce(handle)
+            handle.flush()
+            if owner is not None and owner != (os.getuid(), os.getgid()):
+                with contextlib.suppress(OSError):
+                    os.fchown(handle.fileno(), *owner)
+            os.fchmod(handle.fileno(), _new_file_mode() if mode is None else mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask  # mkstemp creates 0600; a new report is an ordinary file
+
+
 def _write_file(destination: _Destination, produce: Callable[[BinaryIO], object]) -> None:
     target = destination.path
     existing = destination.info
@@ -159,31 +219,16 @@ def _write_file(destination: _Destination, produce: Callable[[BinaryIO], object]
         _write_in_place(target, produce)  # renaming would split the hard links
         return
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, temporary = _temporary_beside(target)
     except OSError as exc:
         if existing is not None and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             _write_in_place(target, produce)  # a writable file in a directory we cannot write
             return
         raise
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            produce(handle)
-            handle.flush()
-            if existing is not None:
-                mode = stat.S_IMODE(existing.st_mode)
-                if (existing.st_uid, existing.st_gid) != (os.getuid(), os.getgid()):
-                    with contextlib.suppress(OSError):
-                        os.fchown(handle.fileno(), existing.st_uid, existing.st_gid)
-            else:
-                umask = os.umask(0)
-                os.umask(umask)
-                mode = 0o666 & ~umask  # mkstemp creates 0600; a new report is an ordinary file
-            os.fchmod(handle.fileno(), mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    if existing is None:
+        _fill_and_rename(fd, temporary, target, produce, None, None)
+    else:
+        _fill_and_rename(fd, temporary, target, produce, stat.S_IMODE(existing.st_mode), (existing.st_uid, existing.st_gid))
 
 
 def _write_in_place(target: Path, produce: Callable[[BinaryIO], object]) -> None:

@@ -1,4 +1,5 @@
-"""Terminal styling shared by the text reports: colour only on a terminal, and never with NO_COLOR."""
+"""Terminal styling shared by the text reports: colour only on a terminal, and never with NO_COLOR;
+and `shorten`, the one way a message quotes code or SQL on one line."""
 
 from __future__ import annotations
 
@@ -38,3 +39,9 @@ class Style:
 # Marks in the style of flutter doctor: one per check or finding.
 MARKS = {"pass": "[✓]", "warn": "[!]", "fail": "[✗]", "skip": "[-]", "error": "[✗]", "warning": "[!]", "info": "[i]"}
 MARK_STYLES = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim", "error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """`text` on one line (runs of whitespace become one space), cut to `limit` characters with `…`."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

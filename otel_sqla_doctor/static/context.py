@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
+from otel_sqla_doctor.static.facts import resolve_relative_import
 from otel_sqla_doctor.static.summary import UNKNOWN, Summary
 
 _MAX_DEPTH = 40
@@ -63,7 +64,7 @@ class FileContext:
         self.statements: list[cst.CSTNode] = []
         self._depth = 0
         root = Scope("module", module_name, module_name, module_node)
-        _collect_bindings(root, module_node.body, self)
+        collect_bindings(root, module_node.body, self)
         self.scopes.append(root)
         self.module_scope = root
 
@@ -93,10 +94,10 @@ class FileContext:
             node,
             is_async=node.asynchronous is not None,
         )
-        for param in _all_params(node.params):
+        for param in all_params(node.params):
             scope.bindings.setdefault(param.name.value, []).append(("param", param))
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else (node.body,)
-        _collect_bindings(scope, body, self)
+        collect_bindings(scope, body, self)
         # `global engine; engine = create_async_engine(...)` defines the module's `engine`.
         for name in scope.global_names & scope.bindings.keys():
             self.module_scope.bindings.setdefault(name, []).extend(scope.bindings[name])
@@ -112,7 +113,7 @@ class FileContext:
         parent = self.scopes[-1]
         scope = Scope("class", node.name.value, f"{parent.qualname}.{node.name.value}", node)
         body = node.body.body if isinstance(node.body, cst.IndentedBlock) else (node.body,)
-        _collect_bindings(scope, body, self)
+        collect_bindings(scope, body, self)
         self.scopes.append(scope)
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
@@ -171,14 +172,16 @@ class FileContext:
                 index -= 1
                 continue
             if name in scope.global_names:
-                return self._binding_summary(self.module_scope, 0, name)
+                return self.binding_summary(self.module_scope, 0, name)
             if name in scope.bindings:
-                return self._binding_summary(scope, index, name)
+                return self.binding_summary(scope, index, name)
             index -= 1
         return None
 
-    # -- internals ------------------------------------------------------------------------
-    def _binding_summary(self, scope: Scope, scope_index: int, name: str) -> Optional[Summary]:
+    # -- bindings -------------------------------------------------------------------------
+    def binding_summary(self, scope: Scope, scope_index: int, name: str) -> Optional[Summary]:
+        """The summary of what `name` is bound to in `scope` (the `scope_index`-th open scope);
+        the indexer asks it for the names it records."""
         if name in scope.cache:
             return scope.cache[name]
         scope.cache[name] = UNKNOWN  # guards against `x = f(x)` cycles
@@ -367,14 +370,7 @@ class FileContext:
     def resolve_relative(self, level: int, module: str) -> str:
         """`from ..x import y` inside this module -> absolute module name."""
         parts = self.module.split(".")
-        if not self.is_package:
-            parts = parts[:-1]
-        if level > 1:
-            parts = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
-        base = ".".join(parts)
-        if module:
-            return f"{base}.{module}" if base else module
-        return base
+        return resolve_relative_import(parts if self.is_package else parts[:-1], level, module)
 
 
 def _instance(class_summary: Optional[Summary]) -> Optional[Summary]:
@@ -385,7 +381,7 @@ def _instance(class_summary: Optional[Summary]) -> Optional[Summary]:
     return ("instance", class_summary)
 
 
-def _all_params(params: cst.Parameters) -> Iterable[cst.Param]:
+def all_params(params: cst.Parameters) -> Iterable[cst.Param]:
     yield from params.posonly_params
     yield from params.params
     if isinstance(params.star_arg, cst.Param):
@@ -410,7 +406,7 @@ def _bind_target(scope: Scope, target: cst.BaseExpression, value: Optional[cst.B
             _bind_target(scope, element.value, values[i] if values else None)
 
 
-def _collect_bindings(scope: Scope, body: Iterable[cst.CSTNode], ctx: FileContext) -> None:
+def collect_bindings(scope: Scope, body: Iterable[cst.CSTNode], ctx: FileContext) -> None:
     """Record the names a block binds, without descending into nested functions or classes."""
     for stmt in body:
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -451,7 +447,7 @@ def _collect_bindings(scope: Scope, body: Iterable[cst.CSTNode], ctx: FileContex
 
 def _collect_block(scope: Scope, block: cst.BaseSuite, ctx: FileContext) -> None:
     if isinstance(block, cst.IndentedBlock):
-        _collect_bindings(scope, block.body, ctx)
+        collect_bindings(scope, block.body, ctx)
     elif isinstance(block, cst.SimpleStatementSuite):
         for small in block.body:
             _collect_small(scope, small, ctx)

@@ -148,10 +148,6 @@ def candidate_files(target: Path) -> list[Path]:
     return kept
 
 
-def is_python(path: Path) -> bool:
-    return path.suffix in (".py", ".pyi") and path.suffix != ".pyi"
-
-
 def matches_any(relative_posix: str, patterns: Iterable[str]) -> bool:
     """Glob match in the style of ruff's exclude: `pattern` against the path or any parent, and a
     bare name (`migrations`) against any component of the path."""
@@ -188,15 +184,26 @@ def is_project_file(relative_posix: str) -> bool:
 
 
 def module_name(path: Path, root: Path) -> tuple[str, bool]:
-    """The dotted module name of a file (by its package chain), and whether it is a package."""
+    """The dotted module name of a file (by its package chain), and whether it is a package.
+
+    Folders without `__init__.py` between the file and a regular package above it are namespace
+    sub-packages (PEP 420): `pkg/features/build/db/x.py` is `pkg.features.build.db.x`.
+    """
     is_package = path.name == "__init__.py"
     parts = [] if is_package else [path.stem]
+    ancestors = []
     directory = path.parent
-    while (directory / "__init__.py").is_file() and directory != directory.parent:
-        parts.append(directory.name)
+    while directory != directory.parent:
+        ancestors.append(directory)
         if directory == root:
             break
         directory = directory.parent
+    regular = next((i for i, d in enumerate(ancestors) if (d / "__init__.py").is_file()), None)
+    if regular is not None and all(d.name.isidentifier() for d in ancestors[:regular]):
+        for i, directory in enumerate(ancestors):
+            if i > regular and not (directory / "__init__.py").is_file():
+                break
+            parts.append(directory.name)
     if not parts:  # a bare `__init__.py` at the root
         parts = [path.parent.name]
     return ".".join(reversed(parts)), is_package

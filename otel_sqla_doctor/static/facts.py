@@ -14,6 +14,17 @@ from typing import Optional
 from otel_sqla_doctor.static.summary import Summary, from_json
 
 
+
+def resolve_relative_import(package: list[str], level: int, module: str) -> str:
+    """The absolute module of `from <level dots><module> import ...` written in a module of
+    `package` (its dotted parts): `from ..x import y` in `a.b.c` (package ["a", "b"]) -> `a.x`.
+    The one relative-import resolver (no LibCST: the cheap regex pass can use it too)."""
+    base = ".".join(package[: len(package) - (level - 1)] if level - 1 <= len(package) else [])
+    if module:
+        return f"{base}.{module}" if base else module
+    return base
+
+
 @dataclass
 class CallSite:
     """A call whose callee we could name (directly or through a known object)."""

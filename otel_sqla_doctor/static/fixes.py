@@ -53,13 +53,6 @@ def decode_source(data: bytes) -> tuple[str, str]:
     return text, encoding
 
 
-def read_source(path: Path) -> tuple[bytes, str, str]:
-    """(raw bytes, decoded text with line endings kept, encoding) honouring BOM and coding cookie."""
-    data = path.read_bytes()
-    text, encoding = decode_source(data)
-    return data, text, encoding
-
-
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 

@@ -92,7 +92,7 @@ class ProjectIndex:
         found = self._by_name.get(name)
         return found[0] if found else None
 
-    def _split(self, qualname: str) -> Optional[tuple[ModuleFacts, str]]:
+    def locate(self, qualname: str) -> Optional[tuple[ModuleFacts, str]]:
         """The project module a qualified name lives in, and the rest of the name."""
         cache = self.__dict__.setdefault("_split_cache", {})
         if qualname in cache:
@@ -108,13 +108,13 @@ class ProjectIndex:
         return result
 
     def is_project_name(self, qualname: str) -> bool:
-        return self._split(qualname) is not None
+        return self.locate(qualname) is not None
 
     def function(self, qualname: str) -> Optional[tuple[ModuleFacts, FunctionFacts]]:
         hit = self.functions.get(qualname)
         if hit is not None:
             return hit
-        split = self._split(qualname)
+        split = self.locate(qualname)
         if split and split[1]:
             return self.functions.get(f"{split[0].module}.{split[1]}")
         return None
@@ -175,7 +175,7 @@ class ProjectIndex:
         return summary
 
     def _global(self, qualname: str, depth: int) -> Optional[Value]:
-        split = self._split(qualname)
+        split = self.locate(qualname)
         if split is None:
             return ("q", qualname)
         facts, rest = split
@@ -209,7 +209,7 @@ class ProjectIndex:
         if tag == "module":
             return self._global(f"{base[1]}.{name}", depth)
         if tag in ("class", "obj"):
-            split = self._split(base[1])
+            split = self.locate(base[1])
             if split:
                 facts, rest = split
                 symbol = facts.symbols.get(f"{rest}.{name}")
@@ -264,11 +264,9 @@ class ProjectIndex:
     @cached_property
     def entry_modules(self) -> list[ModuleFacts]:
         """Modules nothing in the project imports: where a process starts (apps, workers, scripts)."""
-        from otel_sqla_doctor.static.patterns import is_test_path
-
         imported: set[str] = set()
         for facts in self.modules:
-            if is_test_path(facts.path) or _imports_pytest(facts):
+            if paths.is_test(facts.path) or _imports_pytest(facts):
                 continue  # tests import the app to test it: it is still started on its own
             for site in facts.imports:
                 for target in self._import_targets(site):
@@ -281,13 +279,11 @@ class ProjectIndex:
         ]
         # Test modules all run inside one pytest process with its own tracing set-up; they start
         # nothing of the application's, so they are entries only in a project of nothing else.
-        from otel_sqla_doctor.static.paths import PathRole, role_of
-
         # Alembic's env.py runs under the `alembic` command, once per migration: not a start of
         # the service whose tracing order matters.
         non_test = [
             m for m in entries
-            if not is_test_path(m.path) and not _imports_pytest(m) and role_of(m.path) is not PathRole.MIGRATION
+            if not paths.is_test(m.path) and not _imports_pytest(m) and paths.role_of(m.path) is not paths.PathRole.MIGRATION
         ]
         # A module deep in a package that nothing imports, runs as a script or names as a server
         # app is dead code (or loaded by a framework we cannot see), not a start of its own.
@@ -319,7 +315,7 @@ class ProjectIndex:
         value = self.value(("ref", qualname))  # through re-exports to where the class is defined
         if value and value[0] == "class":
             qualname = value[1]
-        split = self._split(known.canonical(qualname))
+        split = self.locate(known.canonical(qualname))
         return bool(split and split[1] in split[0].enum_classes)
 
     def uses_argument_for_database(self, qualname: str, where, depth: int = 0) -> bool:
@@ -474,8 +470,9 @@ class ProjectIndex:
 
     def orphan_timelines(self) -> list[list[Event]]:
         """One timeline per function that no simulated start runs (a library's public API, code
-        whose caller lives outside the project) and that leads to wiring: what one call of it
-        does, from a clean state. Only the repetition of a call within one such run is known."""
+        whose caller lives outside the project) and that leads to an `instrument()` call: what one
+        call of it does, from a clean state. Only the repetition of a call within one such run is
+        known. (Engines and providers alone are not followed: only OSD103 reads these.)"""
         cached = self.__dict__.get("_orphan_timelines")
         if cached is None:
             self.entry_timelines()
@@ -483,7 +480,7 @@ class ProjectIndex:
             called_by_others = self._called_by_other_functions
             cached = []
             for qualname, (facts, _) in sorted(self.functions.items()):
-                if qualname in reached or qualname in called_by_others or not self._reaches_wiring(qualname):
+                if qualname in reached or qualname in called_by_others or not self._reaches_instrument(qualname):
                     continue
                 if not paths.is_service(facts.path):
                     continue  # tests, examples, scripts and migrations have their own lives
@@ -623,6 +620,9 @@ class ProjectIndex:
     def _reaches_tracked_calls(self, qualname: str) -> bool:
         """The function, or a project function it calls (transitively), makes a tracked call."""
         return self._reaches(qualname, "_reaches_cache", lambda site: True)
+
+    def _reaches_instrument(self, qualname: str) -> bool:
+        return self._reaches(qualname, "_instrument_cache", lambda site: site.method in ("instrument", "initialize") or (site.method is None and _is_wiring(site)))
 
     def _reaches_wiring(self, qualname: str) -> bool:
         """The function, or a project function it calls, instruments, creates an engine or sets

@@ -197,7 +197,7 @@ class Indexer:
         # Class attributes of module-level classes: `Settings.DATABASE_URL = "postgresql://..."`.
         if len(self.ctx.scopes) == 2:
             for name in scope.bindings:
-                summary = self.ctx._binding_summary(scope, len(self.ctx.scopes) - 1, name)
+                summary = self.ctx.binding_summary(scope, len(self.ctx.scopes) - 1, name)
                 if summary is not None and summary != UNKNOWN:
                     self.facts.symbols[f"{node.name.value}.{name}"] = summary
 
@@ -342,7 +342,7 @@ class Indexer:
     def leave_Module(self, node: cst.Module) -> None:
         scope = self.ctx.module_scope
         for name in scope.bindings:
-            summary = self.ctx._binding_summary(scope, 0, name)
+            summary = self.ctx.binding_summary(scope, 0, name)
             if summary is not None:
                 self.facts.symbols[name] = summary
         for stmt in node.body:

@@ -114,9 +114,6 @@ CALLABLE_KINDS: dict[str, str] = {
     "async_sessionmaker": "async_session",
 }
 
-SYNC_DATABASE_KINDS = frozenset({"sync_engine", "sync_connection", "sync_session", "sync_sessionmaker", "sync_scoped_session"})
-ASYNC_DATABASE_KINDS = frozenset({"async_engine", "async_connection", "async_session", "async_sessionmaker"})
-ENGINE_KINDS = frozenset({"async_engine", "sync_engine"})
 # Connections and pools of async drivers used without SQLAlchemy (asyncpg, aiosqlite).
 DRIVER_CONNECTION_KINDS = frozenset({"asyncpg_connection", "asyncpg_pool", "aiosqlite_connection"})
 

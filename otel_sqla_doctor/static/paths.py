@@ -13,7 +13,7 @@ themselves out differently say so in `[tool.otel-sqla-doctor] path-roles`
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable, Mapping, Optional
+from typing import Mapping, Optional
 
 
 class PathRole(str, Enum):
@@ -86,6 +86,3 @@ def is_test(path: str) -> bool:
 def is_service(path: str) -> bool:
     return role_of(path) is PathRole.SERVICE
 
-
-def in_roles(path: str, roles: Iterable[PathRole]) -> bool:
-    return role_of(path) in set(roles)

@@ -42,21 +42,6 @@ def instrumentor_requirement(receiver: Optional[Summary], class_name: str = SQLA
     return None
 
 
-def is_instance_of(ctx, receiver: Optional[Summary], qualname: str) -> bool:
-    """Decided within the file: `X().m()` or `x = X(); x.m()` where X is imported from its package."""
-    from otel_sqla_doctor.static.known import canonical
-
-    return bool(receiver and receiver[0] == "call" and receiver[1] and receiver[1][0] == "ref" and canonical(receiver[1][1]) == qualname)
-
-
-def is_test_path(path: str) -> bool:
-    """A test module: it runs under pytest, in its own process, and sets up tracing its own way
-    (in-memory exporters, a provider per test). See `paths.role_of`."""
-    from otel_sqla_doctor.static.paths import is_test
-
-    return is_test(path)
-
-
 @dataclass
 class CommenterSettings:
     """What one `SQLAlchemyInstrumentor().instrument(...)` call asks of sqlcommenter.

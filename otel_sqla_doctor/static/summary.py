@@ -36,16 +36,6 @@ def lit(value: Any) -> Summary:
     return ("lit", value)
 
 
-def is_ref(summary: Optional[Summary]) -> bool:
-    return bool(summary) and summary[0] == "ref"
-
-
-def literal_value(summary: Optional[Summary], default: Any = None) -> Any:
-    if summary and summary[0] == "lit":
-        return summary[1]
-    return default
-
-
 def kwarg(call: Summary, name: str) -> Optional[Summary]:
     """The summary of keyword argument `name` of a ("call", ...) summary, or None."""
     if not call or call[0] != "call":

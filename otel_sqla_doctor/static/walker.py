@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable
 
-import libcst as cst
 from libcst._nodes.base import CSTNode
 
 _SKIPPED_FIELDS = frozenset(
@@ -141,6 +140,3 @@ class Walker:
         for callback in leave:
             callback(node)
 
-
-def parse(source: str | bytes) -> cst.Module:
-    return cst.parse_module(source)

@@ -80,10 +80,5 @@ class Detector:
         return inspect.cleandoc(module.__doc__ or "") if module else ""
 
 
-def shorten(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def ms(ns: float) -> float:
     return round(ns / 1e6, 3)

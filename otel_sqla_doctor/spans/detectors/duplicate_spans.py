@@ -39,7 +39,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_sqla_doctor.spans.detectors.base import Detector, shorten
+from otel_sqla_doctor.report.style import shorten
+from otel_sqla_doctor.spans.detectors.base import Detector
 from otel_sqla_doctor.spans.normalize import is_transaction_control
 
 

@@ -35,7 +35,8 @@ shape up to 100 distinct sets. IN-lists of bound parameters are not literals and
 
 from __future__ import annotations
 
-from otel_sqla_doctor.spans.detectors.base import Detector, shorten
+from otel_sqla_doctor.report.style import shorten
+from otel_sqla_doctor.spans.detectors.base import Detector
 from otel_sqla_doctor.spans.normalize import strip_comments
 
 _MAX_SHAPES = 10_000

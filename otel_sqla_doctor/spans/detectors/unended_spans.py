@@ -41,7 +41,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from otel_sqla_doctor.spans.detectors.base import Detector, shorten
+from otel_sqla_doctor.report.style import shorten
+from otel_sqla_doctor.spans.detectors.base import Detector
 
 _TWIN_WINDOW_NS = 1_000_000
 

@@ -1,4 +1,8 @@
-"""The rules, one module each (`osdNNN_<name>.py`). Adding a rule touches one new file only."""
+"""The rules, one module each (`osdNNN_<name>.py`). Adding a rule touches one new file only.
+
+A rule module holds its docs, examples and checks; what two rules share lives under `static/`
+(`startup.py`, `launchers.py`, `patterns.py`, `paths.py`, `sql_strings.py`, ...). No rule module
+imports another (tests/test_structure.py)."""
 
 from __future__ import annotations
 

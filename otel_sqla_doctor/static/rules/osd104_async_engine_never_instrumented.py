@@ -5,13 +5,13 @@ from typing import Iterable, Optional
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.summary import kwarg
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
-from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrument import (
+from otel_sqla_doctor.static.launchers import launchers
+from otel_sqla_doctor.static.paths import is_test
+from otel_sqla_doctor.static.startup import (
     Creation,
     creation_function,
     engine_label,
     instrument_call,
-    is_test_module,
-    launchers,
     sets_up_tracing,
     site_span,
     startup_orders,
@@ -131,7 +131,7 @@ class AsyncEngineNeverInstrumented(Rule):
         creations: dict[int, Creation] = {}
         for order in orders:
             for creation in order.creations:
-                if creation.kind == "async_engine" and not is_test_module(creation.facts):
+                if creation.kind == "async_engine" and not is_test(creation.facts.path):
                     runs.setdefault(id(creation.site), []).append((order, creation))
                     creations.setdefault(id(creation.site), creation)
         reports = []
@@ -143,7 +143,7 @@ class AsyncEngineNeverInstrumented(Rule):
             if not traced_starts:
                 continue  # only started by processes that do not use OpenTelemetry
             seen_sites = {id(i.site) for o, _ in occurrences for i in o.instruments}
-            if any(id(site) not in seen_sites and not is_test_module(facts) for facts, site in instrument_sites):
+            if any(id(site) not in seen_sites and not is_test(facts.path) for facts, site in instrument_sites):
                 continue  # an instrument() in another start (gunicorn.conf.py, ...): no known order
             if any(_reached(order, c) for order, c in traced_starts):
                 continue
@@ -570,7 +570,7 @@ def _uses_instrumentations(index) -> bool:
         return True
     return any(
         (site.module.startswith("opentelemetry.instrumentation.") or site.module.split(".")[:2] == ["opentelemetry", "sdk"])
-        and not is_test_module(facts)
+        and not is_test(facts.path)
         for facts in index.modules
         for site in facts.imports
         if site.module != "opentelemetry.instrumentation.utils"
@@ -631,7 +631,7 @@ def _target_matches(index, creation: Creation, target) -> str:
             qualname = summary[1]
             if qualname.endswith(".sync_engine"):
                 qualname = qualname[: -len(".sync_engine")]
-            split = index._split(qualname)
+            split = index.locate(qualname)
             if split is None or not split[1]:
                 return _UNKNOWN
             facts, rest = split

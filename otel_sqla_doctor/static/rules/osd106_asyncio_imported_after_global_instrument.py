@@ -1,22 +1,23 @@
 from __future__ import annotations
 
-import re
 from typing import Iterable, Optional
 
 from otel_sqla_doctor.findings import Severity
-from otel_sqla_doctor.static.launchers import sqlalchemy_instrumentation_installed
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
-from otel_sqla_doctor.static.rules.osd102_engine_created_before_global_instrument import (
+from otel_sqla_doctor.static.launchers import (
+    launchers,
+    sqlalchemy_auto_instrumentation_disabled,
+    sqlalchemy_instrumentation_installed,
+)
+from otel_sqla_doctor.static.paths import is_test
+from otel_sqla_doctor.static.startup import (
     ASYNCIO_IMPORTERS,
     CREATE_ASYNC_ENGINE,
     creation_function,
     definitely_before,
     engine_label,
     exclusive,
-    is_test_module,
-    launchers,
     site_span,
-    sqlalchemy_auto_instrumentation_disabled,
     startup_orders,
 )
 
@@ -348,7 +349,7 @@ def _library_engine_configs(index) -> list[tuple[str, int]]:
 
     found = []
     for facts in index.modules:
-        if is_test_module(facts):
+        if is_test(facts.path):
             continue
         found += [(facts.path, site.line) for site in facts.calls if wanted(site.callee)]
         found += [(facts.path, function.line) for function in facts.functions.values() if any(wanted(c) for _, c in function.calls)]
@@ -365,7 +366,7 @@ def _launcher_reports(index, found) -> list[ProjectReport]:
         (facts, site)
         for facts, site in index.all_calls()
         if creation_function(index, site) == CREATE_ASYNC_ENGINE
-        and not is_test_module(facts)
+        and not is_test(facts.path)
         and not (site.summary and site.summary[0] == "call" and site.summary[1][:1] == ("ref",) and site.summary[1][1].startswith("sqlalchemy.ext.asyncio.engine."))
     ]
     places = [(facts.path, site.line) for facts, site in engines] or _library_engine_configs(index)

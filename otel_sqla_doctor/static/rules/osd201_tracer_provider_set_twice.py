@@ -4,7 +4,7 @@ from typing import Iterable, Optional
 
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SET_TRACER_PROVIDER
-from otel_sqla_doctor.static.patterns import is_test_path
+from otel_sqla_doctor.static.paths import is_test
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.summary import refs_in
 
@@ -112,7 +112,7 @@ class TracerProviderSetTwice(Rule):
         sites = {
             (facts.path, site.line)
             for facts, site in index.all_calls()
-            if site.callee == SET_TRACER_PROVIDER and not is_test_path(facts.path)
+            if site.callee == SET_TRACER_PROVIDER and not is_test(facts.path)
         }
         if len(sites) < 2:  # one call site cannot conflict with itself (see Known problems)
             return
@@ -124,7 +124,7 @@ class TracerProviderSetTwice(Rule):
                 if e.kind == "call"
                 and e.site is not None
                 and e.site.callee == SET_TRACER_PROVIDER
-                and not is_test_path(e.module.path)
+                and not is_test(e.module.path)
             ]
             if any(e.late for e in setters):
                 registered = _registered_functions(index, {e.module.path: e.module for e in timeline}.values())

@@ -7,7 +7,7 @@ import libcst as cst
 
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import SET_TRACER_PROVIDER
-from otel_sqla_doctor.static.patterns import is_test_path
+from otel_sqla_doctor.static.paths import is_test
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.summary import kwarg
 
@@ -126,7 +126,7 @@ class TracerProviderMissing(Rule):
         if _opentelemetry_is_an_optional_extra(index):
             return  # a library: the application that installs the extra sets the provider
         for facts, site in index.all_calls():
-            if is_test_path(facts.path) or site.star_args or not site.line:
+            if is_test(facts.path) or site.star_args or not site.line:
                 continue
             if kwarg(site.summary, "tracer_provider") is not None:
                 continue

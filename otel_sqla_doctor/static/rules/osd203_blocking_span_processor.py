@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from otel_sqla_doctor.static.paths import PathRole, role_of
+from otel_sqla_doctor.static.paths import PathRole, is_test, role_of
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
-from otel_sqla_doctor.static.patterns import is_test_path
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 from otel_sqla_doctor.static.summary import kwarg, positional
 
@@ -87,7 +86,7 @@ class BlockingSpanProcessor(Rule):
     @classmethod
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
         for facts, site in index.all_calls():
-            if site.callee != SIMPLE_SPAN_PROCESSOR or not site.line or is_test_path(facts.path):
+            if site.callee != SIMPLE_SPAN_PROCESSOR or not site.line or is_test(facts.path):
                 continue
             async_path = _async_evidence(index, facts)
             if async_path is None:

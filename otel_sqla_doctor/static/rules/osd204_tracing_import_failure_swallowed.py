@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from otel_sqla_doctor.findings import Severity
-from otel_sqla_doctor.static.patterns import is_test_path
+from otel_sqla_doctor.static.paths import is_test
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 
 _GRPC_SPAN = ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter")
@@ -235,7 +235,7 @@ class TracingImportFailureSwallowed(Rule):
                         severity=Severity.ERROR,
                     )
                     continue
-                if not catches or not site.fallback_disables or same_try or is_test_path(facts.path):
+                if not catches or not site.fallback_disables or same_try or is_test(facts.path):
                     continue
                 if not any(site.module == p or site.module.startswith(p + ".") for p in _APPLICATION_PACKAGES):
                     continue

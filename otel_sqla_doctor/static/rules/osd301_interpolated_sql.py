@@ -8,7 +8,8 @@ import libcst as cst
 
 from otel_sqla_doctor.static.paths import PathRole
 from otel_sqla_doctor.findings import Severity
-from otel_sqla_doctor.static.context import Scope, _all_params, _collect_bindings, dotted_name
+from otel_sqla_doctor.report.style import shorten
+from otel_sqla_doctor.static.context import Scope, all_params, collect_bindings, dotted_name
 from otel_sqla_doctor.static.known import DRIVER_CONNECTION_KINDS
 from otel_sqla_doctor.static import sql_strings
 from otel_sqla_doctor.static.patterns import derives_from_enum
@@ -407,11 +408,11 @@ class _Analyzer:
         is_method = owner is not None and not any((dotted_name(d.decorator) or "") == "staticmethod" for d in function.decorators)
         scope = Scope("function", function.name.value, qualname, function, is_async=function.asynchronous is not None)
         passed = self._constant_arguments(node, function, skip_first=is_method)
-        for param in _all_params(function.params):
+        for param in all_params(function.params):
             # What this call passes decides: a constant argument makes the parameter one here.
             binding = ("value", cst.Integer("0")) if param.name.value in passed else ("param", param)
             scope.bindings.setdefault(param.name.value, []).append(binding)
-        _collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
+        collect_bindings(scope, function.body.body if isinstance(function.body, cst.IndentedBlock) else (), self.ctx)
         helper = _Analyzer(self.ctx, _Env([scope], self.env.module_scope), self.depth + 1, owner=owner if owner is not None else self.owner)
         found = None
         for returned in _returns(function):
@@ -900,8 +901,7 @@ def _flatten_concatenated(node: cst.BaseExpression) -> list[cst.BaseExpression]:
 
 
 def _code(ctx, node: cst.CSTNode) -> str:
-    text = " ".join(ctx.module_node.code_for_node(node).split())
-    return text if len(text) <= 40 else text[:39] + "…"
+    return shorten(ctx.module_node.code_for_node(node), 40)
 
 
 # -- project-level check for helpers in other modules ------------------------------------------------

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from otel_sqla_doctor.static.paths import PathRole
+from otel_sqla_doctor.static.paths import PathRole, is_test
 from otel_sqla_doctor.findings import Severity
-from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.patterns import alternative_to_any, sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
 
@@ -85,7 +84,7 @@ class AttributeCommenterCardinality(Rule):
     def check_project(cls, index, options: dict) -> Iterable[ProjectReport]:
         reported: dict[str, list] = {}
         for facts, site, settings in sqlalchemy_instrument_calls(index):
-            if is_test_module(facts.path):
+            if is_test(facts.path):
                 continue
             if settings.enable_commenter and settings.attribute_commenter and settings.traceparent:
                 if alternative_to_any(site, reported.setdefault(facts.path, [])):

@@ -3,12 +3,11 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from otel_sqla_doctor.static.paths import PathRole
+from otel_sqla_doctor.static.paths import PathRole, is_test
 from otel_sqla_doctor.findings import Severity
 from otel_sqla_doctor.static.known import canonical
 from otel_sqla_doctor.static.patterns import alternative_to_any, sqlalchemy_instrument_calls
 from otel_sqla_doctor.static.rule import Invalid, ProjectReport, Rule, Valid
-from otel_sqla_doctor.static.paths import is_test as is_test_module
 from otel_sqla_doctor.static.summary import kwarg, positional
 
 CREATE_ASYNC_ENGINE = "sqlalchemy.ext.asyncio.create_async_engine"
@@ -18,6 +17,7 @@ URL_BUILDERS = ("sqlalchemy.engine.URL.create", "sqlalchemy.URL.create", "sqlalc
 URL_PARSERS = ("sqlalchemy.engine.make_url", "sqlalchemy.make_url", "sqlalchemy.engine.url.make_url", "str")
 FIELD_DEFAULTS = ("pydantic.Field", "pydantic.fields.Field", "sqlmodel.Field")
 # `asyncpg` as a package name (not opentelemetry-instrumentation-asyncpg), or SQLAlchemy's extra.
+_COMMENT = re.compile(r"(?:^|(?<=\s))#[^\n]*", re.M)  # a `# ...` comment in TOML or a requirements file
 ASYNCPG_DEPENDENCY = re.compile(r"(?<![\w.-])asyncpg(?![\w-])|postgresql_asyncpg")
 DEPENDENCY_FILE = re.compile(r"(^|/)(pyproject\.toml|requirements[^/]*\.(txt|in)|[^/]*\.lock|setup\.cfg|Pipfile|environment\.ya?ml|constraints[^/]*\.txt)$")
 
@@ -97,7 +97,7 @@ class CommenterDefeatsStatementCache(Rule):
         async_engines = [(f, s) for f, s in index.all_calls() if s.callee == CREATE_ASYNC_ENGINE]
         reported: dict[str, list] = {}
         for facts, site, settings in sqlalchemy_instrument_calls(index):
-            if is_test_module(facts.path) or not (settings.enable_commenter and settings.traceparent):
+            if is_test(facts.path) or not (settings.enable_commenter and settings.traceparent):
                 continue
             if alternative_to_any(site, reported.get(facts.path, [])):
                 continue  # `try: instrument(engine=...) except: instrument(...)`: one runs
@@ -178,6 +178,20 @@ class CommenterDefeatsStatementCache(Rule):
                 """,
             },
             note="URL unknown; the dependencies name psycopg, and only the asyncpg *instrumentation*",
+        ),
+        Valid(
+            {
+                "requirements.txt": "sqlalchemy[asyncio]\npsycopg[binary]  # asyncpg was dropped: no prepared statements behind pgbouncer\n",
+                "app.py": """
+                    import os
+                    from sqlalchemy.ext.asyncio import create_async_engine
+                    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+                    engine = create_async_engine(os.environ["DATABASE_URL"])
+                    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=True)
+                """,
+            },
+            note="asyncpg named only in a comment of the dependency file",
         ),
         Valid(
             """
@@ -335,10 +349,10 @@ def _asyncpg_evidence(index, site, async_engines) -> Optional[str]:
         return None
     for facts in index.modules:
         for imported in facts.imports:
-            if imported.module.split(".", 1)[0] == "asyncpg" and not is_test_module(facts.path):
+            if imported.module.split(".", 1)[0] == "asyncpg" and not is_test(facts.path):
                 return f"imported in {facts.path}"
     for path, text in sorted(index.files.texts.items()):
-        if DEPENDENCY_FILE.search(path) and ASYNCPG_DEPENDENCY.search(text):
+        if DEPENDENCY_FILE.search(path) and ASYNCPG_DEPENDENCY.search(_COMMENT.sub("", text)):
             return f"declared in {path}"
     return None
 
@@ -353,7 +367,7 @@ def _raw(index, summary):
     """What a global name is bound to, as written (not evaluated): keeps the arguments of calls."""
     if not summary or summary[0] != "ref":
         return None
-    split = index._split(canonical(summary[1]))
+    split = index.locate(canonical(summary[1]))
     if split is None or not split[1]:
         return None
     facts, rest = split
@@ -364,7 +378,7 @@ def _raw(index, summary):
     if tail and bound and bound[0] == "call":  # settings = Settings(); settings.database_url
         cls = index.value(bound[1])
         if cls and cls[0] == "class":
-            owner = index._split(cls[1])
+            owner = index.locate(cls[1])
             if owner:
                 return owner[0].symbols.get(f"{owner[1]}.{tail}")
     return None
