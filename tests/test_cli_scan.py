@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from cli_support import copy_fixture, run_cli, run_doctor
 
@@ -160,3 +162,26 @@ def test_a_file_that_cannot_be_parsed_makes_the_exit_code_non_zero(tmp_path):
     assert result.returncode == 1
     assert "broken.py: error: syntax error at line 2" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_warm_scan_imports_neither_libcst_nor_rules(tmp_path):
+    """Nothing changed since the last scan: the stored findings answer, so LibCST (a third of a
+    warm scan's time) is never imported, even when unused `# doctor: ignore[...]` comments make
+    the scan check their codes against the rule catalogue."""
+    project = tmp_path / "svc"
+    (project / "app").mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "svc"\n')
+    (project / "app" / "__init__.py").write_text("")
+    (project / "app" / "db.py").write_text(
+        "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
+        'engine = create_async_engine("sqlite+aiosqlite://")  # doctor: ignore[OSD104]\n'
+    )
+    run_doctor(["scan", ".", "--format", "json"], cwd=project)  # fills the cache
+    probe = (
+        "import sys, runpy; sys.argv = ['doctor', 'scan', '.', '--format', 'json', '-o', 'report.json']\n"
+        "try:\n    runpy.run_module('otel_sqla_doctor', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print([m for m in sys.modules if m == 'libcst' or m.startswith('otel_sqla_doctor.static.rules.')])"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
