@@ -130,33 +130,43 @@ def _git_dir(corpus: Corpus, log=print) -> Path:
     return clone
 
 
-def _git_members(corpus: Corpus, log=print):
-    """(path, bytes) of every .py file at the pinned commit (ls-tree + cat-file: snapshots may lack
-    huge files, so `git archive` can fail where this skips them)."""
-    git_dir = _git_dir(corpus, log)
-    listing = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", corpus.commit], capture_output=True, check=True).stdout
+def snapshot_blobs(git_dir: Path, commit: str, keep=lambda name: True):
+    """(path, bytes) of every regular file of `commit` that `keep(path)` accepts and the snapshot
+    holds. Snapshots lack files of 4 MiB and more (images, data), so `git archive` would stop at
+    the first: `ls-tree` + `cat-file --batch` skip them. Symbolic links are skipped too (they
+    could point anywhere). Shared with bench/realworld."""
+    listing = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "--full-tree", commit], capture_output=True, check=False)
+    if listing.returncode != 0:
+        raise RuntimeError(f"git ls-tree {commit[:12]}: {listing.stderr.decode(errors='replace').strip()}")
     entries = []
-    for record in listing.split(b"\0"):
+    for record in listing.stdout.split(b"\0"):
         if not record:
             continue
-        meta, path = record.split(b"\t", 1)
+        meta, _, raw_name = record.partition(b"\t")
         mode, kind, sha = meta.split()
-        if kind == b"blob" and mode != b"120000" and path.endswith(b".py"):
-            entries.append((path.decode(), sha.decode()))
+        name = raw_name.decode("utf-8", errors="surrogateescape")
+        if kind == b"blob" and mode != b"120000" and keep(name):
+            entries.append((sha.decode(), name))
     batch = subprocess.Popen(["git", f"--git-dir={git_dir}", "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert batch.stdin is not None and batch.stdout is not None
     try:
-        for path, sha in entries:
-            batch.stdin.write(f"{sha}\n".encode())
+        for sha, name in entries:
+            batch.stdin.write(sha.encode() + b"\n")
             batch.stdin.flush()
             header = batch.stdout.readline().split()
             if len(header) < 3 or header[1] == b"missing":
                 continue
             data = batch.stdout.read(int(header[2]))
-            batch.stdout.read(1)  # the newline after the object
-            yield path, data
+            batch.stdout.read(1)  # the newline after each object
+            yield name, data
     finally:
         batch.stdin.close()
         batch.wait()
+
+
+def _git_members(corpus: Corpus, log=print):
+    """(path, bytes) of every .py file at the pinned commit."""
+    return snapshot_blobs(_git_dir(corpus, log), corpus.commit, keep=lambda name: name.endswith(".py"))
 
 
 def unpack(corpus: Corpus, log=print) -> Path:

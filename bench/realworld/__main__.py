@@ -38,6 +38,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 REPO_ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+import corpus as corpus_mod  # noqa: E402  (bench/corpus.py: the git snapshot reader)
 EXPORT_DIR = BENCH / ".cache" / "realworld"
 LABEL_DIR = HERE / "labels"
 MANIFEST = HERE / "repos.toml"
@@ -140,34 +142,11 @@ def export(repo: Repo, mirrors: Path) -> Path:
 
 
 def _export_blobs(git_dir: Path, commit: str, into: Path) -> None:
-    """Write every file of the commit that the snapshot holds. Snapshots lack files of 4 MiB and
-    more (images, data), so `git archive` would stop at the first: those are skipped."""
-    listing = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "-z", "--full-tree", commit], capture_output=True, check=False)
-    if listing.returncode != 0:
-        raise RuntimeError(f"git ls-tree {commit[:12]}: {listing.stderr.decode(errors='replace').strip()}")
-    entries = []
-    for record in listing.stdout.split(b"\0"):
-        if not record:
-            continue
-        meta, _, name = record.partition(b"\t")
-        mode, kind, sha = meta.split()
-        if kind == b"blob" and mode != b"120000":  # no symlinks: they could point anywhere
-            entries.append((sha.decode(), name.decode("utf-8", errors="surrogateescape")))
-    batch = subprocess.Popen(["git", f"--git-dir={git_dir}", "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert batch.stdin is not None and batch.stdout is not None
-    for sha, name in entries:
-        batch.stdin.write(sha.encode() + b"\n")
-        batch.stdin.flush()
-        header = batch.stdout.readline().split()
-        if len(header) < 3 or header[1] == b"missing":
-            continue
-        data = batch.stdout.read(int(header[2]))
-        batch.stdout.read(1)  # the newline after each object
+    """Write every file of the commit that the snapshot holds (see `corpus.snapshot_blobs`)."""
+    for name, data in corpus_mod.snapshot_blobs(git_dir, commit):
         target = into / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    batch.stdin.close()
-    batch.wait()
 
 
 @dataclasses.dataclass
